@@ -1,0 +1,181 @@
+"""The comparison harness: every method, same data, same noise, same budget.
+
+Command line (the contract later chapters keep)::
+
+    python -m denoise_lib.bench --methods noisy bm3d n2c n2n --train bsd400 --test set12 \\
+        --noise gaussian:25 --budget 180 --seed 0 --json results.json
+
+* ``--train`` / ``--test``: a registry name (:mod:`denoise_lib.data.registry`),
+  ``skimage``/``skimage-gray``/``skimage-rgb``, or a folder of images. Training
+  images are converted to the test set's channel count.
+* ``--noise``: ``gaussian:SIGMA255``, ``gaussian:LO-HI``, ``poisson:LAMBDA`` or ``speckle:V``.
+* ``--budget``: ``quick``, ``full``, ``smoke`` or seconds of training per learned method.
+
+Protocol (COURSE.md §3): the training noise is drawn once (fixed noisy training
+set, identical noisy inputs for every learned method; N2C also sees the clean
+images, N2N a second independent draw, self-supervised methods only the noisy
+draw). Test noise is drawn with fixed seeds, ``--draws`` times (default 2 for sets
+of fewer than 24 images, else 1), and PSNR/SSIM follow :mod:`denoise_lib.metrics`.
+Classical methods get the true σ for fixed-σ Gaussian noise and estimate it otherwise.
+
+Output: a table on stdout and, with ``--json``, ``{"config": {...}, "results":
+[{"method", "psnr", "ssim", "train_seconds", "steps", "step_ms", ...}, ...]}``.
+Extra keys per result: ``bare_step_ms`` (forward/backward/Adam on one fixed batch,
+the reference for the loop's overhead), ``test_seconds``, ``params``, ``note``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import classical, data, methods, metrics
+from .noise import Gaussian, parse_noise
+from .train import Budget, bare_step_ms, default_device, fit
+
+__all__ = ["run", "main", "known_methods"]
+
+
+def known_methods() -> list[str]:
+    """Every name ``--methods`` accepts."""
+    return ["noisy", *classical.CLASSICAL, *methods.available()]
+
+
+def _evaluate(denoise, noisy_draws, clean) -> tuple[float, float, float]:
+    ps, ss, t0 = [], [], time.perf_counter()
+    for draw in noisy_draws:
+        for y, x in zip(draw, clean):
+            out = denoise(y)
+            ps.append(metrics.psnr(out, x))
+            ss.append(metrics.ssim(out, x))
+    return float(np.mean(ps)), float(np.mean(ss)), time.perf_counter() - t0
+
+
+def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", *, seed: int = 0,
+        draws: int | None = None, train_limit: int | None = None, test_limit: int | None = None,
+        device=None, progress: bool = True, log=print) -> dict:
+    """Run the comparison and return the JSON-ready result dict (see the module docstring).
+
+    Raises:
+        ValueError: unknown method name, bad noise spec or budget.
+        FileNotFoundError / DataError: data that cannot be found or verified.
+    """
+    unknown = [m for m in methods_ if m not in known_methods()]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(known_methods())}")
+    device = torch.device(device) if device is not None else default_device()
+    model = parse_noise(noise)
+    bud = Budget.resolve(budget, device)
+    clean = data.load(test, limit=test_limit)
+    channels = int(clean[0].shape[1])
+    if any(int(x.shape[1]) != channels for x in clean):
+        clean = [x if x.shape[1] == 3 else x.expand(-1, 3, -1, -1) for x in clean]
+        channels = 3
+    if draws is None:
+        draws = 2 if len(clean) < 24 else 1
+    noisy = [data.add_noise(clean, model, seed=10_000 + 97 * seed + d) for d in range(draws)]
+    need_train = [m for m in methods_ if m in methods.available()]
+    train_imgs = data.load(train, channels=channels, limit=train_limit) if need_train else []
+    config = {"methods": list(methods_), "train": str(train), "test": str(test), "noise": model.spec,
+              "budget": str(budget), "budget_resolved": {k: v for k, v in vars(bud).items()},
+              "seed": seed, "draws": draws, "test_images": len(clean), "train_images": len(train_imgs),
+              "channels": channels, "device": str(device), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "platform": platform.platform()}
+    known_sigma = model.sigma_range[0] if isinstance(model, Gaussian) and \
+        model.sigma_range[0] == model.sigma_range[1] else None
+    results = []
+    for name in methods_:
+        row = {"method": name, "train_seconds": 0.0, "steps": 0, "step_ms": None}
+        if name == "noisy":
+            fn, row["note"] = (lambda y: y), "the noisy input itself"
+        elif name in classical.CLASSICAL:
+            f = classical.CLASSICAL[name]
+            fn = lambda y, f=f: f(y, known_sigma)  # noqa: E731
+            row["note"] = "σ known" if known_sigma is not None else "σ estimated per image (wavelet MAD)"
+        else:
+            torch.manual_seed(seed)
+            method = methods.build(name, channels=channels, noise=model)
+            train_set = data.TrainingSet.from_clean(train_imgs, model, kind=method.requires, seed=seed)
+            row["bare_step_ms"] = bare_step_ms(method, train_set, bud, device=device, seed=seed)
+            hist = fit(method, train_set, bud, seed=seed, device=device, progress=progress)
+            row.update(train_seconds=hist.seconds, steps=hist.steps, step_ms=hist.step_ms,
+                       params=sum(p.numel() for p in method.parameters()),
+                       note=f"trained on {method.requires!r} data")
+            fn = method.denoise
+        row["psnr"], row["ssim"], row["test_seconds"] = _evaluate(fn, noisy, clean)
+        results.append(row)
+        log(_format_row(row))
+    return {"config": config, "results": results}
+
+
+def _format_row(r: dict) -> str:
+    step = "" if r.get("step_ms") is None else f"{r['step_ms']:.0f}"
+    bare = "" if r.get("bare_step_ms") is None else f"{r['bare_step_ms']:.0f}"
+    return (f"{r['method']:<14}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{r['train_seconds']:>9.1f}"
+            f"{r['steps']:>7}{step:>9}{bare:>9}{r.get('test_seconds', 0):>8.1f}  {r.get('note', '')}")
+
+
+def table(result: dict) -> str:
+    """The result as a fixed-width text table."""
+    head = (f"{'method':<14}{'PSNR':>8}{'SSIM':>8}{'train s':>9}{'steps':>7}{'step ms':>9}"
+            f"{'bare ms':>9}{'test s':>8}  note")
+    return "\n".join([head, "-" * len(head)] + [_format_row(r) for r in result["results"]])
+
+
+def _finite(o):
+    """Replace NaN/inf floats by None so that the JSON is strict."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m denoise_lib.bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", nargs="+", required=True, help=f"any of: {' '.join(known_methods())}")
+    p.add_argument("--train", default="bsd400", help="registry name, skimage[-gray|-rgb] or folder")
+    p.add_argument("--test", default="set12", help="registry name, skimage[-gray|-rgb] or folder")
+    p.add_argument("--noise", default="gaussian:25",
+                   help="gaussian:SIGMA255 | gaussian:LO-HI | poisson:LAMBDA | speckle:V")
+    p.add_argument("--budget", default=None, help="quick | full | smoke | seconds per method "
+                   "(default: $DENOISE_BUDGET, else full on CUDA, quick on CPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draws", type=int, default=None, help="test noise draws (default 2 below 24 images)")
+    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
+    p.add_argument("--test-limit", type=int, default=None, help="use the first N test images")
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        print(f"{'method':<14}{'PSNR':>8}{'SSIM':>8}{'train s':>9}{'steps':>7}{'step ms':>9}"
+              f"{'bare ms':>9}{'test s':>8}  note", flush=True)
+        res = run(a.methods, a.train, a.test, a.noise, a.budget, seed=a.seed, draws=a.draws,
+                  train_limit=a.train_limit, test_limit=a.test_limit, device=a.device,
+                  progress=not a.no_progress, log=lambda s: print(s, flush=True))
+    except (ValueError, KeyError, FileNotFoundError, data.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = res["config"]
+    print(f"\n{cfg['noise']}, train {cfg['train']} ({cfg['train_images']} images), test {cfg['test']} "
+          f"({cfg['test_images']} images × {cfg['draws']} noise draws), budget {cfg['budget']}, "
+          f"device {cfg['device']}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(_finite(res), f, indent=2, allow_nan=False, default=str)
+        print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Noise2Same: a self-supervised upper bound that does not need J-invariance.
+
+Xie, Wang & Ji (2020), "Noise2Same: optimizing a self-supervised bound for image
+denoising", Sec. 4, Eq. (7). **Notation**: the paper writes ``x`` for the noisy image
+and ``y`` for the clean one; this library (and the book, :doc:`../book/00_notation`)
+uses ``y`` for the noisy image and ``x`` for the clean one. Translated, Eq. (7) reads
+
+    L(f) = (1/d) E_y ‖f(y) − y‖² + λ_inv E_J [ E_y ‖f(y)_J − f(y_{J^c})_J‖² / |J| ]^{1/2}
+
+with ``d`` the number of entries of an image and ``y_{J^c}`` the image with the
+entries in J replaced. One training step:
+
+1. two forward passes through **the same** network: ``f(y)`` and ``f(y_{J^c})``,
+   with **no stop-gradient** on either (the invariance term is differentiated through
+   both);
+2. ``rec = mean (f(y) − y)²`` over all entries (the reconstruction term);
+3. ``inv = sqrt( Σ_{J} (f(y)_J − f(y_{J^c})_J)² / (|J|·C) )`` over the masked entries
+   of the batch (the invariance term; the root is taken of the batch mean, as in the
+   paper's code);
+4. ``loss = rec + λ_inv · inv``.
+
+J is a stratified mask of 0.5 % of the pixels (one per 14×14 cell, as the paper's
+code), replaced by Gaussian noise ``N(0, 0.2²)`` in the units of data normalised to
+zero mean and unit variance (the paper's code; :func:`denoise_lib.masks.gaussian`,
+``relative=True``, gives the same values on [0, 1] data), or by the donut average.
+
+λ_inv (Sec. 4.1–4.2):
+
+* a number — set directly. The paper's default is 2 (Theorem 1), derived for data
+  **normalised to unit variance**. Our images are in [0, 1] and not normalised:
+  Theorem 1's bound then holds with ``2·s``, ``s`` the standard deviation of the
+  noisy data (``"2std"``), and Theorem 2's with ``2σ`` (``"2sigma"``). The literal 2
+  on [0, 1] data weights the invariance term about ``1/s`` (≈ 4 for natural images)
+  times more than the paper's default does.
+* ``"2sigma"`` — ``2σ`` with σ the Gaussian noise level of the ``noise`` argument
+  (Theorem 2, Eq. (8)); needs a fixed-σ Gaussian noise model.
+* ``"2std"`` — ``2·std(y)`` of each training batch (detached): Theorem 1 in the
+  units of un-normalised data.
+
+Inference is one plain forward pass ``f(y)`` (the paper's default; no masking at
+test time).
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import masks
+from ..noise import Gaussian, NoiseModel, parse_noise
+from .base import Batch, Method
+
+__all__ = ["Noise2Same"]
+
+_REPLACEMENTS = ("gaussian", "donut")
+
+
+class Noise2Same(Method):
+    """Noise2Same (Xie et al. 2020, Eq. (7)): reconstruction + λ_inv × sqrt(invariance MSE).
+
+    Args:
+        net: network mapping (N, C, H, W) → (N, C, H, W).
+        lambda_inv: a positive float (default 2.0, the paper's Theorem-1 weight for
+            normalised data), ``"2sigma"`` (Theorem 2: 2σ from ``noise``) or ``"2std"``
+            (2 × the standard deviation of each noisy batch; Theorem 1 on
+            un-normalised data). See the module docstring.
+        fraction: share of masked pixels, in (0, 1/4]; default 0.005 (0.5 %).
+        replacement: ``"gaussian"`` (default; N(0, σ_r²) in normalised units) or ``"donut"``.
+        sigma_r: standard deviation of the Gaussian replacement in units of the image's
+            standard deviation (default 0.2, the paper's code).
+        noise: the noise model of the training data (a
+            :class:`~denoise_lib.noise.NoiseModel` or spec string); needed only for
+            ``lambda_inv="2sigma"``. :func:`denoise_lib.methods.build` passes it.
+
+    ``requires = "single"``. The masks come from the global torch RNG (seeded and
+    checkpointed by :func:`denoise_lib.train.fit`).
+
+    Raises:
+        ValueError: ``lambda_inv="2sigma"`` without a fixed-σ Gaussian ``noise`` (no
+            noise model, Poisson or speckle noise, or σ drawn from a range); a
+            non-positive or unknown ``lambda_inv``; an unknown replacement; a bad
+            ``fraction`` or negative ``sigma_r``.
+    """
+
+    name = "noise2same"
+    requires = "single"
+
+    def __init__(self, net, lambda_inv: float | str = 2.0, fraction: float = 0.005,
+                 replacement: str = "gaussian", sigma_r: float = 0.2,
+                 noise: NoiseModel | str | None = None):
+        super().__init__(net)
+        masks.cell_size(fraction)
+        if replacement not in _REPLACEMENTS:
+            raise ValueError(f"Noise2Same replacement must be one of {', '.join(_REPLACEMENTS)}, "
+                             f"got {replacement!r}")
+        if not sigma_r >= 0:
+            raise ValueError(f"sigma_r must be ≥ 0, got {sigma_r!r}")
+        self.noise = parse_noise(noise) if noise is not None else None
+        self.lambda_spec = lambda_inv
+        self.lambda_value = self._resolve_lambda(lambda_inv, self.noise)
+        self.fraction, self.replacement, self.sigma_r = float(fraction), replacement, float(sigma_r)
+
+    @staticmethod
+    def _resolve_lambda(spec, noise) -> float | None:
+        """The fixed λ_inv (None for the per-batch ``"2std"``)."""
+        if isinstance(spec, str):
+            key = spec.strip().lower()
+            if key == "2std":
+                return None
+            if key == "2sigma":
+                if noise is None:
+                    raise ValueError('lambda_inv="2sigma" needs the noise level: pass noise=Gaussian(σ) '
+                                     '(or a spec such as "gaussian:25")')
+                if not isinstance(noise, Gaussian):
+                    raise ValueError(f'lambda_inv="2sigma" needs Gaussian noise of known σ (Theorem 2); '
+                                     f'{noise.spec} noise has no single σ. Set lambda_inv to a number '
+                                     f'or "2std"')
+                lo, hi = noise.sigma_range
+                if lo != hi:
+                    raise ValueError(f'lambda_inv="2sigma" needs one σ, but {noise.spec} draws σ per image; '
+                                     f'set lambda_inv to a number (e.g. 2 * {noise.sigma:.4g}) or "2std"')
+                return 2.0 * lo
+            raise ValueError(f'lambda_inv must be a positive number, "2sigma" or "2std", got {spec!r}')
+        try:
+            value = float(spec)
+        except (TypeError, ValueError):
+            raise ValueError(f'lambda_inv must be a positive number, "2sigma" or "2std", got {spec!r}') from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise ValueError(f"lambda_inv must be positive and finite, got {spec!r}")
+        return value
+
+    def lambda_for(self, y: torch.Tensor) -> torch.Tensor | float:
+        """λ_inv for a batch ``y`` (a float, or a detached scalar tensor for ``"2std"``)."""
+        if self.lambda_value is not None:
+            return self.lambda_value
+        return 2.0 * y.detach().std(unbiased=False)
+
+    def terms(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms on a noisy batch ``y`` (float (B, C, H, W)), with gradients.
+
+        Returns:
+            ``{"rec": mean (f(y) − y)², "inv_mse": masked mean of (f(y) − f(y_{J^c}))²,
+            "inv": sqrt(inv_mse), "rec_masked": masked mean of (f(y_{J^c}) − y)²}``,
+            all scalar tensors. ``rec_masked`` is the Noise2Self loss of the same pass,
+            logged for comparison only.
+        """
+        masked, mask = masks.mask_batch(y, self.fraction, self.replacement,
+                                        **({"sigma": self.sigma_r} if self.replacement == "gaussian" else {}))
+        out = self.net(y)
+        out_masked = self.net(masked)
+        rec = torch.mean((out - y) ** 2)
+        inv_mse = masks.masked_mse(out, out_masked, mask)
+        # clamp: sqrt has an infinite slope at 0 (a network invariant on J would give NaN gradients)
+        inv = torch.sqrt(inv_mse.clamp_min(1e-12))
+        rec_masked = masks.masked_mse(out_masked, y, mask)
+        return {"rec": rec, "inv_mse": inv_mse, "inv": inv, "rec_masked": rec_masked}
+
+    def loss(self, batch: Batch):
+        """``rec + λ_inv · inv`` (module docstring); logs rec, inv, inv_mse, rec_masked, lambda_inv."""
+        y = batch.noisy
+        t = self.terms(y)
+        lam = self.lambda_for(y)
+        loss = t["rec"] + lam * t["inv"]
+        logs = {k: v.detach() for k, v in t.items()}
+        logs["lambda_inv"] = torch.as_tensor(lam, dtype=y.dtype, device=y.device).detach()
+        return loss, logs
+
+    def extra_repr(self) -> str:
+        return (f"requires={self.requires!r}, lambda_inv={self.lambda_spec!r}, fraction={self.fraction:g}, "
+                f"replacement={self.replacement!r}, sigma_r={self.sigma_r:g}")

@@ -1,0 +1,93 @@
+"""The comparison harness, through its command line (denoise_lib.bench.main)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from denoise_lib import bench
+
+ROW_KEYS = {"method", "psnr", "ssim", "train_seconds", "steps", "step_ms"}
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN/Infinity (not JSON; other tools reject them)."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "r.json"
+    code = bench.main(["--methods", "noisy", "tv", "n2n", "--train", "skimage-gray", "--test", "skimage-gray",
+                       "--test-limit", "2", "--train-limit", "2", "--budget", "smoke", "--json", str(out),
+                       "--no-progress"])
+    assert code == 0
+    return strict_json(out.read_text())
+
+
+def test_json_schema(result):
+    assert set(result) == {"config", "results"}
+    assert isinstance(result["config"], dict)
+    assert [r["method"] for r in result["results"]] == ["noisy", "tv", "n2n"]
+    for r in result["results"]:
+        assert ROW_KEYS <= set(r), set(r)
+        assert isinstance(r["psnr"], float) and math.isfinite(r["psnr"])
+        assert isinstance(r["ssim"], float) and -1 <= r["ssim"] <= 1
+        assert isinstance(r["steps"], int) and isinstance(r["train_seconds"], (int, float))
+
+
+def test_config_records_the_run(result):
+    cfg = result["config"]
+    assert cfg["methods"] == ["noisy", "tv", "n2n"]
+    assert cfg["noise"] == "gaussian:25" and cfg["budget"] == "smoke"
+    assert cfg["test_images"] == 2 and cfg["train_images"] == 2 and cfg["channels"] == 1
+    assert cfg["draws"] == 2 and cfg["seed"] == 0
+    assert cfg["budget_resolved"]["steps"] == 3
+
+
+def test_rows_have_sensible_values(result):
+    noisy, tv, n2n = result["results"]
+    assert noisy["steps"] == 0 and noisy["step_ms"] is None and noisy["train_seconds"] == 0
+    assert 19 < noisy["psnr"] < 22  # σ = 25: 20.2 dB, not clipped before quantisation
+    assert tv["psnr"] > noisy["psnr"] + 2
+    assert n2n["steps"] == 3
+    assert n2n["step_ms"] > 0 and n2n["train_seconds"] > 0 and n2n["bare_step_ms"] > 0
+    assert 0.95e6 < n2n["params"] < 1.05e6
+
+
+def test_unknown_method_exits_2_with_an_error(capsys):
+    code = bench.main(["--methods", "noisy", "no-such-method", "--test", "skimage-gray", "--test-limit", "1",
+                       "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no-such-method" in err and "error" in err
+
+
+def test_bad_noise_spec_exits_2(capsys):
+    code = bench.main(["--methods", "noisy", "--test", "skimage-gray", "--test-limit", "1",
+                       "--noise", "gaussian:abc", "--no-progress"])
+    assert code == 2
+    assert "gaussian:abc" in capsys.readouterr().err
+
+
+def test_missing_test_folder_exits_2(capsys, tmp_path):
+    code = bench.main(["--methods", "noisy", "--test", str(tmp_path / "nowhere"), "--no-progress"])
+    assert code == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("noise", ["poisson:30", "speckle:0.1"])
+def test_other_noise_models_run(tmp_path, noise):
+    out = tmp_path / "r.json"
+    code = bench.main(["--methods", "noisy", "tv", "--test", "skimage-gray", "--test-limit", "1",
+                       "--draws", "1", "--noise", noise, "--json", str(out), "--no-progress"])
+    assert code == 0
+    res = strict_json(out.read_text())
+    assert res["config"]["noise"] == noise
+    noisy, tv = res["results"]
+    assert math.isfinite(noisy["psnr"]) and math.isfinite(tv["psnr"])
+    assert tv["note"].startswith("σ estimated")
+    assert tv["psnr"] > noisy["psnr"]

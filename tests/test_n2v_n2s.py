@@ -1,0 +1,167 @@
+"""Noise2Void, Noise2Self and the unmasked baseline: losses, masks, inference, training."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import smooth_images
+from denoise_lib import masks, methods
+from denoise_lib.data import TrainingSet
+from denoise_lib.methods import Batch
+from denoise_lib.methods.n2s import Noise2Self
+from denoise_lib.methods.n2s_unmasked import UnmaskedSelfSupervised
+from denoise_lib.methods.n2v import Noise2Void
+from denoise_lib.models import UNet
+from denoise_lib.train import Budget, fit
+
+TINY = Budget("custom", steps=3, seconds=None, batch_size=2, patch_size=32, lr=1e-3)
+
+
+def small(cls, **kw):
+    torch.manual_seed(0)
+    return cls(UNet(1, features=8, depth=2), **kw)
+
+
+class Recorder(torch.nn.Module):
+    """A 'network' that records its input and returns a fixed output."""
+
+    in_channels = 1
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.out
+
+
+@pytest.mark.parametrize("name,cls", [("n2v", Noise2Void), ("n2s", Noise2Self),
+                                      ("n2s-unmasked", UnmaskedSelfSupervised)])
+def test_registered_single_image_methods(name, cls):
+    m = methods.build(name, channels=1)
+    assert type(m) is cls and m.name == name and m.requires == "single"
+    assert name in methods.available()
+
+
+def test_n2v_loss_is_the_mean_over_masked_pixels_only():
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand((2, 1, 32, 32), generator=g)
+    out = torch.rand((2, 1, 32, 32), generator=g, requires_grad=True)
+    net = Recorder(out)
+    m = Noise2Void(net)
+    torch.manual_seed(5)
+    loss, logs = m.loss(Batch(noisy=y))
+    torch.manual_seed(5)
+    masked, mask = masks.mask_batch(y, 0.002, "ups", radius=2)   # the same draw
+    assert torch.equal(net.seen[0], masked)
+    sel = mask.expand_as(y)
+    by_hand = ((out[sel] - y[sel]) ** 2).sum() / sel.sum()
+    assert torch.allclose(loss, by_hand)
+    all_pixels = ((out - y) ** 2).mean()
+    assert not torch.allclose(loss, all_pixels)                  # not normalised by all pixels
+    assert logs["masked_pixels"] == mask.sum() and not logs["mse_masked"].requires_grad
+    loss.backward()
+    assert (out.grad[~sel] == 0).all() and (out.grad[sel] != 0).any()
+
+
+def test_n2v_input_differs_from_y_exactly_on_the_mask_and_takes_neighbour_values():
+    y = torch.arange(2 * 32 * 32, dtype=torch.float32).view(2, 1, 32, 32) / 2048
+    net = Recorder(torch.zeros(2, 1, 32, 32, requires_grad=True))
+    torch.manual_seed(2)
+    Noise2Void(net, fraction=0.01).loss(Batch(noisy=y))
+    changed = net.seen[0] != y
+    assert changed.sum() >= 2
+    values = set(y.flatten().tolist())
+    assert all(v in values for v in net.seen[0][changed].tolist())   # a pixel value of the image (UPS)
+
+
+def test_n2v_default_density_and_bad_arguments():
+    m = Noise2Void(UNet(1, features=4, depth=1))
+    assert m.fraction == 0.002 and m.radius == 2
+    with pytest.raises(ValueError):
+        Noise2Void(UNet(1, features=4, depth=1), fraction=0.0)
+    with pytest.raises(ValueError):
+        Noise2Void(UNet(1, features=4, depth=1), radius=0)
+
+
+@pytest.mark.parametrize("replacement", ["random", "donut", "zero"])
+def test_n2s_replacements_and_masked_loss(replacement):
+    g = torch.Generator().manual_seed(3)
+    y = torch.rand((2, 1, 16, 16), generator=g)
+    out = torch.rand((2, 1, 16, 16), generator=g, requires_grad=True)
+    net = Recorder(out)
+    m = Noise2Self(net, replacement=replacement)
+    torch.manual_seed(7)
+    loss, _ = m.loss(Batch(noisy=y))
+    torch.manual_seed(7)
+    masked, mask = masks.mask_batch(y, 1 / 16, replacement)
+    assert torch.equal(net.seen[0], masked)
+    assert mask.sum() == 2 * 16                                   # one per 4×4 cell
+    sel = mask.expand_as(y)
+    assert torch.allclose(loss, ((out[sel] - y[sel]) ** 2).mean())
+
+
+def test_n2s_rejects_ups_and_unknown_replacements():
+    with pytest.raises(ValueError, match="random"):
+        Noise2Self(UNet(1, features=4, depth=1), replacement="ups")
+
+
+def test_n2s_j_invariant_inference_is_j_invariant_and_deterministic():
+    m = small(Noise2Self, replacement="donut", j_invariant=True, grid=3).eval()
+    y = torch.rand((1, 1, 18, 18), generator=torch.Generator().manual_seed(4))
+    a = m.denoise(y)
+    y2 = y.clone()
+    y2[0, 0, 9, 9] = 1.0 - y2[0, 0, 9, 9]
+    b = m.denoise(y2)
+    assert torch.equal(a[0, 0, 9, 9], b[0, 0, 9, 9])
+    assert not torch.equal(a, b)
+    plain = small(Noise2Self, replacement="donut")
+    assert not torch.equal(plain.denoise(y)[0, 0, 9, 9], plain.denoise(y2)[0, 0, 9, 9])
+    r = small(Noise2Self, replacement="random", j_invariant=True)
+    assert torch.equal(r.denoise(y), r.denoise(y))               # random replacement, seeded
+
+
+def test_unmasked_loss_is_the_plain_mse_to_the_input():
+    g = torch.Generator().manual_seed(5)
+    y = torch.rand((2, 1, 8, 8), generator=g)
+    out = torch.rand((2, 1, 8, 8), generator=g)
+    m = UnmaskedSelfSupervised(Recorder(out))
+    loss, logs = m.loss(Batch(noisy=y))
+    assert torch.equal(m.net.seen[0], y)
+    assert torch.allclose(loss, ((out - y) ** 2).mean())
+
+
+def test_identity_is_the_minimiser_of_the_unmasked_loss_but_not_of_n2v():
+    """The identity has zero unmasked loss; under N2V's masked loss it pays the replacement error."""
+    y = smooth_images(1, size=(32, 32))[0] + 0.1 * torch.randn((1, 1, 32, 32), generator=torch.Generator().manual_seed(6))
+    ident = torch.nn.Identity()
+    ident.in_channels = 1
+    assert UnmaskedSelfSupervised(ident).loss(Batch(noisy=y))[0] == 0
+    torch.manual_seed(0)
+    assert Noise2Void(ident, fraction=0.05).loss(Batch(noisy=y))[0] > 0.005
+
+
+@pytest.mark.parametrize("cls,kw", [(Noise2Void, {}), (Noise2Void, {"fraction": 0.01}),
+                                    (Noise2Self, {"replacement": "donut"}), (Noise2Self, {}),
+                                    (UnmaskedSelfSupervised, {})])
+def test_smoke_training_with_fit(cls, kw):
+    data = TrainingSet.from_clean(smooth_images(3, size=(40, 40)), "gaussian:25", "single")
+    m = small(cls, **kw)
+    before = [p.detach().clone() for p in m.parameters()]
+    h = fit(m, data, TINY, seed=0, device="cpu", log_every=1, progress=False)
+    assert h.steps == 3 and all(math.isfinite(v) for v in h.series("loss")[1])
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    out = m.denoise(data.noisy[0])
+    assert out.shape == data.noisy[0].shape and torch.isfinite(out).all()
+
+
+def test_fit_is_reproducible_for_masked_methods():
+    data = TrainingSet.from_clean(smooth_images(2, size=(40, 40)), "gaussian:25", "single")
+    a, b = small(Noise2Void), small(Noise2Void)
+    ha = fit(a, data, TINY, seed=1, device="cpu", log_every=1, progress=False)
+    hb = fit(b, data, TINY, seed=1, device="cpu", log_every=1, progress=False)
+    assert ha.series("loss") == hb.series("loss")

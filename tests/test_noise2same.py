@@ -1,0 +1,192 @@
+"""Noise2Same (Xie et al. 2020, Eq. 7): both loss terms, λ_inv, no stop-gradient, training."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import smooth_images
+from denoise_lib import masks, methods
+from denoise_lib.data import TrainingSet
+from denoise_lib.methods import Batch
+from denoise_lib.methods.noise2same import Noise2Same
+from denoise_lib.models import UNet
+from denoise_lib.noise import Gaussian, Poisson
+from denoise_lib.train import Budget, fit
+
+TINY = Budget("custom", steps=3, seconds=None, batch_size=2, patch_size=32, lr=1e-3)
+SIGMA = 25 / 255
+
+
+class Spy(torch.nn.Module):
+    """Wraps a network and keeps its outputs (with retained gradients) and inputs."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.in_channels = net, net.in_channels
+        self.inputs, self.outputs = [], []
+
+    def forward(self, x):
+        out = self.net(x)
+        if out.requires_grad:
+            out.retain_grad()
+        self.inputs.append(x.detach().clone())
+        self.outputs.append(out)
+        return out
+
+
+def make(**kw):
+    torch.manual_seed(0)
+    return Noise2Same(Spy(UNet(1, features=8, depth=2)), **kw)
+
+
+def noisy_batch(seed=1, b=2, size=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand((b, 1, size, size), generator=g) * 0.5 + 0.25
+    return x + SIGMA * torch.randn(x.shape, generator=g)
+
+
+def test_registered_and_built_with_the_noise_model():
+    m = methods.build("noise2same", channels=1, noise="gaussian:25", lambda_inv="2sigma")
+    assert type(m) is Noise2Same and m.requires == "single" and m.name == "noise2same"
+    assert m.lambda_value == pytest.approx(2 * SIGMA)
+    assert methods.build("noise2same", channels=3).lambda_value == 2.0   # default: Theorem 1's 2
+
+
+def test_both_terms_by_hand():
+    y = noisy_batch()
+    m = make(lambda_inv=0.7)
+    torch.manual_seed(3)
+    loss, logs = m.loss(Batch(noisy=y))
+    out, out_m = m.net.outputs
+    assert torch.equal(m.net.inputs[0], y)                      # first pass: the full noisy image
+    torch.manual_seed(3)
+    masked, mask = masks.mask_batch(y, 0.005, "gaussian", sigma=0.2)
+    assert torch.equal(m.net.inputs[1], masked)                 # second pass: y_{J^c}
+    assert mask.sum() >= 2 and mask.float().mean() == pytest.approx(1 / 14 ** 2, rel=0.8)
+    sel = mask.expand_as(y)
+    rec = ((out - y) ** 2).mean()
+    inv = ((out[sel] - out_m[sel]) ** 2).mean().sqrt()
+    assert torch.allclose(logs["rec"], rec) and torch.allclose(logs["inv"], inv)
+    assert torch.allclose(logs["inv_mse"], inv ** 2)
+    assert torch.allclose(loss, rec + 0.7 * inv)
+    assert torch.allclose(logs["rec_masked"], ((out_m[sel] - y[sel]) ** 2).mean())
+    assert float(logs["lambda_inv"]) == pytest.approx(0.7)
+    assert all(not v.requires_grad for v in logs.values())
+
+
+def test_gaussian_replacement_is_relative_to_the_image_statistics():
+    y = noisy_batch(b=8, size=64)
+    torch.manual_seed(4)
+    masked, mask = masks.mask_batch(y, 0.005, "gaussian", sigma=0.2)
+    mean, std = masks.masked_mean(y, mask)
+    z = ((masked - mean) / std)[mask.expand_as(y)]               # normalised replacement values
+    assert abs(z.mean()) < 0.1 and abs(z.std() - 0.2) < 0.06
+
+
+def test_lambda_2sigma_uses_sigma():
+    y = noisy_batch()
+    a = make(lambda_inv="2sigma", noise=Gaussian(SIGMA))
+    torch.manual_seed(5)
+    loss, logs = a.loss(Batch(noisy=y))
+    assert torch.allclose(loss, logs["rec"] + 2 * SIGMA * logs["inv"])
+    b = make(lambda_inv="2sigma", noise="gaussian:50")
+    assert b.lambda_value == pytest.approx(2 * 50 / 255)
+
+
+@pytest.mark.parametrize("noise,match", [(None, "noise level"), (Poisson(30), "Gaussian"),
+                                         ("speckle:0.1", "Gaussian"), (Gaussian((5 / 255, 50 / 255)), "one σ")])
+def test_lambda_2sigma_without_a_known_sigma_raises(noise, match):
+    with pytest.raises(ValueError, match=match):
+        make(lambda_inv="2sigma", noise=noise)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "3sigma", None])
+def test_bad_lambda_raises(bad):
+    with pytest.raises(ValueError, match="lambda_inv"):
+        make(lambda_inv=bad)
+
+
+def test_lambda_2std_is_twice_the_batch_std():
+    y = noisy_batch()
+    m = make(lambda_inv="2std")
+    torch.manual_seed(6)
+    loss, logs = m.loss(Batch(noisy=y))
+    lam = 2 * y.std(unbiased=False)
+    assert torch.allclose(logs["lambda_inv"], lam)
+    assert torch.allclose(loss, logs["rec"] + lam * logs["inv"])
+
+
+def test_no_stop_gradient_the_invariance_term_reaches_both_passes():
+    y = noisy_batch()
+    m = make(lambda_inv=2.0)
+    torch.manual_seed(7)
+    loss, logs = m.loss(Batch(noisy=y))
+    loss.backward()
+    out, out_m = m.net.outputs
+    torch.manual_seed(7)
+    _, mask = masks.mask_batch(y, 0.005, "gaussian", sigma=0.2)
+    sel = mask.expand_as(y)
+    rec_grad = 2 * (out - y).detach() / y.numel()
+    inv_grad = out.grad - rec_grad                               # what the invariance term adds to f(y)
+    assert inv_grad[sel].abs().min() > 0                         # gradient through f(y) on J ...
+    assert torch.allclose(inv_grad[~sel], torch.zeros_like(inv_grad[~sel]), atol=1e-9)
+    assert out_m.grad[sel].abs().min() > 0                       # ... and through f(y_{J^c})
+    assert (out_m.grad[~sel] == 0).all()
+    assert torch.allclose(inv_grad[sel], -out_m.grad[sel], atol=1e-9)  # equal and opposite
+
+
+def test_invariant_network_gives_finite_gradients():
+    """sqrt at 0: a network that ignores its input must not produce NaN gradients."""
+    class Const(torch.nn.Module):
+        in_channels = 1
+
+        def __init__(self):
+            super().__init__()
+            self.b = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return self.b.view(1, 1, 1, 1).expand_as(x)
+
+    m = Noise2Same(Const())
+    loss, logs = m.loss(Batch(noisy=noisy_batch()))
+    loss.backward()
+    assert torch.isfinite(m.net.b.grad).all() and float(logs["inv_mse"]) == 0
+
+
+def test_donut_replacement_and_bad_arguments():
+    m = make(replacement="donut")
+    y = noisy_batch()
+    torch.manual_seed(8)
+    m.loss(Batch(noisy=y))
+    torch.manual_seed(8)
+    masked, _ = masks.mask_batch(y, 0.005, "donut")
+    assert torch.equal(m.net.inputs[1], masked)
+    with pytest.raises(ValueError, match="replacement"):
+        make(replacement="ups")
+    with pytest.raises(ValueError, match="fraction"):
+        make(fraction=0.5)
+    with pytest.raises(ValueError, match="sigma_r"):
+        make(sigma_r=-0.1)
+
+
+def test_inference_is_the_plain_forward_pass():
+    m = make()
+    y = noisy_batch(b=1)
+    with torch.no_grad():
+        want = m.net.net(y)
+    assert torch.allclose(m.denoise(y), want)
+
+
+@pytest.mark.parametrize("kw", [{}, {"lambda_inv": "2sigma"}, {"replacement": "donut", "lambda_inv": "2std"}])
+def test_smoke_training_with_fit(kw):
+    data = TrainingSet.from_clean(smooth_images(3, size=(40, 40)), "gaussian:25", "single")
+    torch.manual_seed(0)
+    m = methods.build("noise2same", channels=1, noise=data.noise, **kw)
+    m.net = UNet(1, features=8, depth=2)
+    h = fit(m, data, TINY, seed=0, device="cpu", log_every=1, progress=False)
+    assert h.steps == 3
+    for key in ("loss", "rec", "inv", "inv_mse", "rec_masked", "lambda_inv"):
+        assert all(math.isfinite(v) for v in h.series(key)[1]), key
+    assert m.denoise(data.noisy[0]).shape == data.noisy[0].shape
