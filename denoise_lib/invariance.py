@@ -7,9 +7,12 @@ the number of entries of an image. Noise2Same (Xie et al. 2020) swaps the letter
 translated.
 
 * :func:`j_invariant_predict` — Noise2Self's J-invariant inference (Batson & Royer
-  2019, Sec. 3–4): turns any network into a J-invariant function for the partition of
+  2019, and the ``infer_full_image`` of their code's ``mask.py``): turns any network into a J-invariant function for the partition of
   the image into ``grid²`` regular sub-grids.
 * :func:`measure_d` — the J-invariance measure D(f) of Noise2Same, Eq. (5).
+* :func:`bound_terms` — Monte-Carlo estimates of both sides of Noise2Same's Theorems 1
+  and 2 (Eq. (6), (8)) for a fixed network, with bootstrap error bars
+  (:meth:`BoundTerms.estimate`); book Part 4, "The two sides of the bound".
 
 Both take any callable ``f`` mapping a float NCHW tensor to a tensor of the same
 shape (an ``nn.Module``, a method's ``predict``, a lambda). Neither changes the
@@ -17,13 +20,14 @@ train/eval mode of a module: call ``net.eval()`` first when it matters.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from . import masks
 
-__all__ = ["j_invariant_predict", "measure_d", "DResult"]
+__all__ = ["j_invariant_predict", "measure_d", "DResult", "bound_terms", "BoundTerms"]
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,8 +59,8 @@ def j_invariant_predict(f: Model, y: torch.Tensor, grid: int = 4, replacement: s
 
         g(y)_J = f(y_{J^c})_J   for every J in the partition
 
-    (Batson & Royer 2019, Sec. 3, the construction of a J-invariant function from an
-    arbitrary one). ``g(y)_J`` then depends on ``y`` only through ``y_{J^c}``: ``g`` is
+    (Batson & Royer 2019: the J-invariant version of an arbitrary function, computed
+    by their code's grid masker; book Part 2, algorithm "J-invariant inference"). ``g(y)_J`` then depends on ``y`` only through ``y_{J^c}``: ``g`` is
     J-invariant whatever ``f`` is.
 
     **Cost**: ``grid²`` forward passes of ``f`` (16 for the default grid of 4), each on
@@ -212,3 +216,130 @@ def measure_d(f: Model, y: torch.Tensor, fraction: float = 1e-4, sigma_m: float 
             values.append(sums / count)
         pixels += int(mask.sum())
     return DResult(torch.cat(values).cpu(), pixels, passes)
+
+
+@dataclass
+class BoundTerms:
+    """Per-image Monte-Carlo terms of Noise2Same's bound (book Part 4, Eq. n2s-bound-lhs/rhs).
+
+    For N held-out clean images ``x_i`` with fresh noisy observations ``y_i`` and M
+    masks ``J_m`` (book notation, per-pixel means over the ``d = C·H·W`` entries):
+
+    Attributes:
+        A: (N,) float64, ``MSE(f(y_i), x_i)`` (supervised error).
+        B: (N,) float64, ``MSE(y_i, x_i)`` (realised noise power).
+        R: (N,) float64, ``MSE(f(y_i), y_i)`` (reconstruction term).
+        Q: (N, M) float64, ``‖f(y_i)_{J_m} − f(ỹ_i^{J_m})_{J_m}‖² / |J_m|`` (invariance
+            integrand; ``|J_m|`` counts entries, i.e. pixels × channels).
+    """
+
+    A: torch.Tensor
+    B: torch.Tensor
+    R: torch.Tensor
+    Q: torch.Tensor
+
+    @staticmethod
+    def _sides(A, B, R, Q, lam):
+        lhs = (A + B).mean(-1)
+        q = Q.mean(-2)                                   # mean over images, per mask: (…, M)
+        rhs = R.mean(-1) + lam * q.sqrt().mean(-1)       # E_J outside the root (Eq. 6–8)
+        pooled = R.mean(-1) + lam * q.mean(-1).sqrt()    # pooled: E_J inside the root
+        return lhs, rhs, pooled
+
+    def estimate(self, lam: float, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+        """Both sides for weight ``lam`` and the gaps, with bootstrap intervals over images.
+
+        ``lhs = mean_i (A_i + B_i)`` (ℓ, the supervised error plus the noise power);
+        ``rhs = mean_i R_i + lam · mean_m sqrt(mean_i Q_im)`` (u_λ, Eq. (6)/(8) per pixel);
+        ``rhs_pooled = mean_i R_i + lam · sqrt(mean_im Q_im)`` (ū_λ, the pooled form).
+        Theorem 2 states ``lhs ≤ rhs ≤ rhs_pooled`` for ``lam = 2σ``; Theorem 1, on
+        un-normalised data, for ``lam = 2s`` with ``s`` the standard deviation of the
+        noisy data. Error bars: the images are resampled with replacement ``n_boot``
+        times (masks kept), and the percentile interval of each gap is reported.
+
+        Args:
+            lam: weight λ ≥ 0 of the invariance term (in the units of the images).
+            n_boot: bootstrap resamples. level: confidence level in (0, 1). seed: of the resampling.
+
+        Returns:
+            dict of floats: ``lhs, rhs, rhs_pooled, gap`` (= rhs − lhs), ``gap_lo, gap_hi``,
+            ``gap_se`` (bootstrap standard deviation), ``gap_pooled, gap_pooled_lo, gap_pooled_hi``.
+
+        Raises:
+            ValueError: negative ``lam``, ``n_boot < 1`` or ``level`` outside (0, 1).
+        """
+        if not lam >= 0:
+            raise ValueError(f"lam must be ≥ 0, got {lam!r}")
+        if n_boot < 1 or not 0 < level < 1:
+            raise ValueError("need n_boot ≥ 1 and 0 < level < 1")
+        lhs, rhs, pooled = self._sides(self.A, self.B, self.R, self.Q, lam)
+        n = self.A.numel()
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randint(0, n, (n_boot, n), generator=g)
+        bl, br, bp = self._sides(self.A[idx], self.B[idx], self.R[idx], self.Q[idx], lam)
+        a = (1 - level) / 2
+        qs = torch.tensor([a, 1 - a], dtype=torch.float64)
+        gap_q, pooled_q = torch.quantile(br - bl, qs), torch.quantile(bp - bl, qs)
+        return {"lhs": float(lhs), "rhs": float(rhs), "rhs_pooled": float(pooled),
+                "gap": float(rhs - lhs), "gap_lo": float(gap_q[0]), "gap_hi": float(gap_q[1]),
+                "gap_se": float((br - bl).std()) if n_boot > 1 else 0.0,
+                "gap_pooled": float(pooled - lhs), "gap_pooled_lo": float(pooled_q[0]),
+                "gap_pooled_hi": float(pooled_q[1])}
+
+
+@torch.no_grad()
+def bound_terms(f: Model, x: torch.Tensor, noise, *, n_masks: int = 8, fraction: float = 0.005,
+                replacement: str = "gaussian", generator: torch.Generator | None = None,
+                batch_size: int = 8, **options) -> BoundTerms:
+    """Monte-Carlo terms of both sides of Noise2Same's Theorems 1–2 for a fixed ``f``.
+
+    Follows the book's recipe (Part 4, "Estimating both sides by Monte Carlo"): fresh
+    noise ``y_i = noise(x_i)`` on held-out clean images; ``n_masks`` stratified masks
+    ``J_m``, each shared by all images, with fresh replacement values per image
+    (:func:`denoise_lib.masks.replace`, by default Noise2Same's Gaussian replacement
+    with σ_r = 0.2 in units of the image's standard deviation); the per-image terms A,
+    B, R, Q of :class:`BoundTerms`. Source: Xie et al. 2020, Theorem 1 (Eq. 6) and
+    Theorem 2 (Eq. 8), translated (their x is our y).
+
+    Cost: ``1 + n_masks`` forward passes over the N images (in batches of ``batch_size``).
+
+    Args:
+        f: model, float (N, C, H, W) → (N, C, H, W) (use ``net.eval()``).
+        x: clean held-out images, float (N, C, H, W) in [0, 1] (one size).
+        noise: a :class:`~denoise_lib.noise.NoiseModel` or spec (e.g. ``"gaussian:25"``).
+        n_masks: M ≥ 1. fraction: mask fraction in (0, 1/4] (default 0.5 %).
+        replacement: a strategy of :mod:`denoise_lib.masks`; **options are passed to it
+            (default ``sigma=0.2`` for "gaussian").
+        generator: randomness of the noise, masks and replacements.
+
+    Returns:
+        :class:`BoundTerms` (float64 on the CPU).
+
+    Raises:
+        TypeError: ``x`` not a float NCHW tensor. ValueError: bad ``n_masks``,
+            ``fraction`` or strategy.
+    """
+    from .noise import parse_noise
+
+    _check_input(x)
+    if not isinstance(n_masks, int) or n_masks < 1:
+        raise ValueError(f"n_masks must be a positive integer, got {n_masks!r}")
+    if replacement == "gaussian":
+        options.setdefault("sigma", 0.2)
+    model = parse_noise(noise)
+    y = model(x, generator)
+    fy = torch.cat([_call(f, y[i:i + batch_size]) for i in range(0, len(y), batch_size)])
+    d64 = lambda t: t.double().flatten(1)  # noqa: E731
+    A = ((d64(fy) - d64(x)) ** 2).mean(1)
+    B = ((d64(y) - d64(x)) ** 2).mean(1)
+    R = ((d64(fy) - d64(y)) ** 2).mean(1)
+    Q = torch.empty((len(x), n_masks), dtype=torch.float64)
+    c = x.shape[1]
+    for m in range(n_masks):
+        mask = masks.stratified_mask((1,) + tuple(x.shape[1:]), fraction, generator=generator).to(x.device)
+        mask = mask.expand(len(x), -1, -1, -1)
+        ty = masks.replace(y, mask, replacement, generator=generator, **options)
+        fty = torch.cat([_call(f, ty[i:i + batch_size]) for i in range(0, len(ty), batch_size)])
+        diff = ((fy.double() - fty.double()) ** 2) * mask
+        Q[:, m] = (diff.sum((1, 2, 3)) / (mask.sum((1, 2, 3)).double() * c)).cpu()
+    return BoundTerms(A.cpu(), B.cpu(), R.cpu(), Q)

@@ -38,7 +38,8 @@ pixels with values that depend on ``y`` only through the **unmasked** pixels
   un-normalised [0, 1] data the same distribution is ``μ + σ_r · s · n`` with
   ``n ~ N(0, 1)`` and ``μ, s`` the mean and standard deviation of the image (over its
   unmasked pixels); ``relative=False`` gives plain ``σ_r · n`` in [0, 1] units.
-* ``"donut"`` — Noise2Self's "donut" (Batson & Royer 2019, Sec. 4): the mean of the
+* ``"donut"`` — Noise2Self's "donut" (Batson & Royer 2019; "Noise2Self-Donut" in
+  Noise2Same §5.1 and Table 3): the mean of the
   ``k×k`` neighbours excluding the centre (k = 3: the 8 neighbours).
 * ``"zero"`` — zeros (Noise2Self's ``zero`` masker).
 
@@ -50,7 +51,7 @@ Why replacements read only unmasked pixels
 If two masked pixels p and q are neighbours, a UPS or donut replacement at q that read
 ``y_p`` would smuggle ``y_p`` into the network input, and the masked network
 ``g(y) = f(mask(y))`` would no longer be J-invariant, which the Noise2Self argument
-needs (Batson & Royer 2019, Sec. 3). Here the neighbours of a masked pixel are drawn
+needs (Batson & Royer 2019; Noise2Same §2, Eq. (1)–(2)). Here the neighbours of a masked pixel are drawn
 among the unmasked ones; only when every neighbour is masked (possible only for
 masks denser than any :func:`stratified_mask` with ``fraction ≤ 1/4``) do the other
 masked neighbours serve, the centre itself never.
@@ -175,7 +176,7 @@ def stratified_coords(shape, fraction: float, *, generator: torch.Generator | No
 
 
 def grid_mask(shape, grid: int, phase: int, *, device: torch.device | str | None = None) -> torch.Tensor:
-    """The regular-grid mask of Noise2Self (Batson & Royer 2019, Sec. 4): phase ``phase`` of ``grid²``.
+    """The regular-grid mask of Noise2Self (Batson & Royer 2019, code ``mask.py``): phase ``phase`` of ``grid²``.
 
     Pixel ``(i, j)`` is masked iff ``(i mod grid) * grid + (j mod grid) == phase``; the
     ``grid²`` phases partition the image (the partition :math:`\\mathcal J` of
@@ -274,7 +275,7 @@ def ups(y: torch.Tensor, mask: torch.Tensor, *, radius: int = 2,
 
 def donut(y: torch.Tensor, mask: torch.Tensor, *, kernel_size: int = 3,
           generator: torch.Generator | None = None) -> torch.Tensor:
-    """Local mean excluding the centre (Noise2Self's "donut", Batson & Royer 2019, Sec. 4).
+    """Local mean excluding the centre (Noise2Self's "donut", Batson & Royer 2019; Noise2Same §5.1).
 
     Each masked pixel takes, channel by channel, the plain mean of the
     ``kernel_size² − 1`` other pixels of its ``k×k`` neighbourhood (reflected at the

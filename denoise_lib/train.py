@@ -22,12 +22,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.std import tqdm
 
 from .data import PatchSampler, TrainingSet
-from .methods.base import Method
+
+if TYPE_CHECKING:  # only for annotations: the loop does not depend on the methods package
+    from .methods.base import Method
 
 __all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "BUDGET_ENV"]
 
@@ -173,7 +176,7 @@ def _save(path: Path, method, opt, sampler, step, elapsed, budget, seed, history
     os.replace(tmp, path)
 
 
-def fit(method: Method, data: TrainingSet, budget: "Budget | str | float | None" = None, *,
+def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
         seed: int = 0, device: torch.device | str | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 500,
         log_every: int = 25, progress: bool = True, until: int | None = None) -> History:
@@ -277,7 +280,7 @@ def fit(method: Method, data: TrainingSet, budget: "Budget | str | float | None"
     return history
 
 
-def bare_step_ms(method: Method, data: TrainingSet, budget: "Budget | str | float | None" = None, *,
+def bare_step_ms(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
                  steps: int = 10, device: torch.device | str | None = None, seed: int = 0) -> float:
     """Time of a bare forward/backward/Adam step on one fixed batch, in milliseconds.
 

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from denoise_lib.models import BlindSpotUNet, UNet
-from denoise_lib.models.blindspot import ShiftedConv2d, ShiftedMaxPool2d, shift_down
+from denoise_lib.models.blindspot import ShiftedConv2d, ShiftedMaxPool2d, influence, shift_down
 
 
 def _pixels(h: int, w: int) -> list[tuple[int, int]]:
@@ -39,6 +39,7 @@ def test_gradient_is_exactly_zero_at_p_and_nonzero_at_its_4_neighbours(channels,
             if 0 <= a < h and 0 <= b < w:
                 assert g[0, :, a, b].abs().sum() > 0, f"output at {(i, j)} ignores its neighbour {(a, b)}"
         assert torch.isfinite(g).all()
+        assert torch.equal(influence(net, x, (i, j)), g.abs().sum(1)[0])   # the notebook's helper
 
 
 def test_every_pixel_is_blind_on_a_small_odd_image():
@@ -109,18 +110,38 @@ def test_shift_down_moves_rows_and_keeps_the_shape():
 
 
 def test_one_branch_has_an_upper_half_plane_receptive_field():
-    """The rotation-free branch (net.body) at (i, j) sees rows ≤ i, its own row included; the final
-    one-row shift then excludes row i."""
+    """The rotation-free branch before its final shift (net.body) at (i, j) sees rows ≤ i, its own
+    row included; after the one-row shift (net.branch) it sees rows < i only."""
     torch.manual_seed(0)
     net = BlindSpotUNet(1, features=8, depth=2).double()
-    x = torch.rand((1, 1, 32, 32), dtype=torch.float64, requires_grad=True)
+    x = torch.rand((1, 1, 32, 32), dtype=torch.float64)
     i, j = 20, 13
-    (g,) = torch.autograd.grad(net.body(x)[0, :, i, j].sum(), x)
-    rows = g[0, 0].abs().sum(1)
+    rows = influence(net.body, x, (i, j)).sum(1)
     assert torch.all(rows[i + 1:] == 0) and rows[i] > 0 and rows[:i].sum() > 0
-    (g,) = torch.autograd.grad(shift_down(net.body(x))[0, :, i, j].sum(), x)
-    rows = g[0, 0].abs().sum(1)
-    assert torch.all(rows[i:] == 0) and rows[i - 1] > 0
+    field = influence(net.branch, x, (i, j))
+    assert torch.all(field[i:] == 0) and field[i - 1].sum() > 0
+    assert field[:i, j + 1:].sum() > 0 and field[:i, :j].sum() > 0      # both sides of the column
+
+
+def test_branch_receptive_field_heights():
+    """Rows above the output that one branch (before its final shift) sees, for depth 1..5, at a
+    pixel 40 rows above the bottom of a 512² input. Training patches should be about this tall
+    (the paper: 311 rows, 256² patches); see the BlindSpotUNet docstring."""
+    want = {1: 13, 2: 31, 3: 71, 4: 151, 5: 311}
+    x = torch.rand((1, 1, 512, 512), generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    for depth, rows in want.items():
+        torch.manual_seed(depth)
+        net = BlindSpotUNet(1, features=2, depth=depth).double()
+        field = influence(net.body, x, (472, 472))
+        assert 472 - int(field.sum(1).nonzero().min()) == rows, depth
+
+
+def test_influence_rejects_batches_and_outside_pixels():
+    net = BlindSpotUNet(1, features=2, depth=1)
+    with pytest.raises(ValueError):
+        influence(net, torch.rand(2, 1, 8, 8), (1, 1))
+    with pytest.raises(ValueError):
+        influence(net, torch.rand(1, 1, 8, 8), (8, 0))
 
 
 def test_interior_outputs_are_translation_equivariant():

@@ -11,7 +11,7 @@ import pytest
 import requests
 import torch
 
-from conftest import make_mirror, random_images
+from imagehelpers import make_mirror, random_images
 from denoise_lib import data
 from denoise_lib.data import PatchSampler, TrainingSet, registry
 from denoise_lib.data.registry import DATASETS, DataError

@@ -6,6 +6,7 @@ import torch
 
 from denoise_lib import invariance, masks
 from denoise_lib.models import UNet
+from denoise_lib.noise import Gaussian
 
 
 def gen(seed=0):
@@ -143,3 +144,50 @@ def test_measure_d_draws_and_errors(unet):
         invariance.measure_d(unet, y, fraction=0.5)
     with pytest.raises(TypeError):
         invariance.measure_d(unet, y[0])
+
+
+# --- Noise2Same bound (Theorems 1–2) ------------------------------------------------
+
+SIGMA = 25 / 255
+
+
+def clean_batch(n=6, size=48, seed=20):
+    from imagehelpers import smooth_images
+    return torch.cat(smooth_images(n, size=(size, size), seed=seed))
+
+
+def test_bound_terms_identity_matches_the_closed_form():
+    x = clean_batch()
+    t = invariance.bound_terms(lambda z: z, x, "gaussian:25", n_masks=4, generator=gen(21))
+    assert t.A.shape == (6,) and t.Q.shape == (6, 4) and t.A.dtype == torch.float64
+    assert torch.allclose(t.A, t.B) and (t.R == 0).all()         # f(y) = y
+    e = t.estimate(2 * SIGMA, n_boot=200)
+    assert e["lhs"] == pytest.approx(2 * SIGMA ** 2, rel=0.05)   # ℓ = 2σ² for the identity
+    assert e["gap_lo"] > 0 and e["rhs"] <= e["rhs_pooled"] + 1e-15
+    assert e["gap_lo"] <= e["gap"] <= e["gap_hi"]
+
+
+def test_bound_gap_is_twice_the_cross_term():
+    """A + B − R = 2⟨f(y) − x, n⟩/d per image, so the λ = 0 'bound' is ℓ ≤ R only for J-invariant f."""
+    x = clean_batch(4)
+    f = lambda z: 0.5 * z + 0.2  # noqa: E731  (depends on its own pixel: not J-invariant)
+    g = gen(22)
+    t = invariance.bound_terms(f, x, "gaussian:25", n_masks=2, generator=g)
+    y = Gaussian(SIGMA)(x, gen(22))
+    cross = 2 * ((f(y) - x).double() * (y - x).double()).flatten(1).mean(1)
+    assert torch.allclose(t.A + t.B - t.R, cross, atol=1e-10)
+    e0 = t.estimate(0.0, n_boot=200)
+    assert e0["gap_hi"] < 0                                      # without the invariance term: violated
+    e2 = t.estimate(2 * SIGMA, n_boot=200)
+    assert e2["gap_lo"] > 0                                      # Theorem 2 holds
+
+
+def test_bound_holds_for_a_random_unet(unet):
+    x = clean_batch(8)
+    t = invariance.bound_terms(unet, x, "gaussian:25", n_masks=3, generator=gen(23))
+    e = t.estimate(2 * SIGMA, n_boot=300)
+    assert e["gap_hi"] > 0 and e["gap_pooled"] >= e["gap"]
+    with pytest.raises(ValueError):
+        t.estimate(-1.0)
+    with pytest.raises(ValueError):
+        invariance.bound_terms(unet, x, "gaussian:25", n_masks=0)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import smooth_images
+from imagehelpers import smooth_images
 from denoise_lib import masks, methods
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods import Batch

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import smooth_images
+from imagehelpers import smooth_images
 from denoise_lib import masks, methods
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods import Batch
@@ -51,7 +51,10 @@ def test_registered_and_built_with_the_noise_model():
     m = methods.build("noise2same", channels=1, noise="gaussian:25", lambda_inv="2sigma")
     assert type(m) is Noise2Same and m.requires == "single" and m.name == "noise2same"
     assert m.lambda_value == pytest.approx(2 * SIGMA)
-    assert methods.build("noise2same", channels=3).lambda_value == 2.0   # default: Theorem 1's 2
+    assert Noise2Same(UNet(3)).lambda_value == 2.0   # class default: Theorem 1's 2 (normalised data)
+    # the registry (and so the harness) uses Theorem 1's weight in [0, 1] units: 2·std per batch
+    assert methods.build("noise2same", channels=3).lambda_spec == "2std"
+    assert methods.build("noise2same", channels=3).lambda_value is None
 
 
 def test_both_terms_by_hand():

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import random_images, smooth_images
+from imagehelpers import random_images, smooth_images
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods.n2c import Noise2Clean
 from denoise_lib.methods.n2n import Noise2Noise
@@ -107,8 +107,8 @@ def test_noise2noise_never_sees_clean_images():
 
 # --------------------------------------------------------------------------- budgets
 
-@pytest.mark.parametrize("spec,name,steps", [("smoke", "smoke", 3), ("quick", "quick", 400),
-                                              ("full", "full", 50_000), (" Quick ", "quick", 400)])
+@pytest.mark.parametrize("spec,name,steps", [("smoke", "smoke", 3), ("quick", "quick", 1000),
+                                              ("full", "full", 20_000), (" Quick ", "quick", 1000)])
 def test_budget_presets(spec, name, steps):
     b = Budget.resolve(spec, "cpu")
     assert b.name == name and b.steps == steps and b.seconds is None

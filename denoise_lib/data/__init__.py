@@ -21,12 +21,11 @@ from pathlib import Path
 import torch
 
 from ..image import ImageError, as_image, read_image, reflect_pad
-from ..methods.base import Batch
 from ..noise import NoiseModel, parse_noise
 from . import registry
 from .registry import DATASETS, DataError
 
-__all__ = ["load", "load_dataset", "load_folder", "sample_images", "TrainingSet", "PatchSampler",
+__all__ = ["Batch", "load", "load_dataset", "load_folder", "sample_images", "TrainingSet", "PatchSampler",
            "add_noise", "DATASETS", "DataError", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm"}
@@ -130,6 +129,24 @@ def load(source: str | Path, *, channels: int | None = None, limit: int | None =
             f"{s!r} is neither a registered data set ({', '.join(sorted(DATASETS))}, skimage, "
             "skimage-gray, skimage-rgb) nor an existing folder of images") from None
     return load_dataset(s, channels=channels, limit=limit)
+
+
+@dataclass
+class Batch:
+    """One training mini-batch (float32 NCHW, all tensors on the same device).
+
+    Attributes:
+        noisy: the network input ``y``, shape (B, C, h, w).
+        target: a second noisy observation ``y'`` of the same clean patch
+            (``requires == "pairs"``), else None.
+        clean: the clean patch ``x`` (``requires == "clean"`` only), else None.
+        step: the global training step (for schedules such as ramped weights).
+    """
+
+    noisy: torch.Tensor
+    target: torch.Tensor | None = None
+    clean: torch.Tensor | None = None
+    step: int = 0
 
 
 def _generator(seed: int, index: int = 0) -> torch.Generator:

@@ -25,7 +25,9 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     "n2v": ("n2v", "Noise2Void", {}),
     "n2s": ("n2s", "Noise2Self", {}),
     "n2s-unmasked": ("n2s_unmasked", "UnmaskedSelfSupervised", {}),
-    "noise2same": ("noise2same", "Noise2Same", {}),
+    # λ_inv = 2 of Theorem 1 holds on data normalised to unit variance; on [0, 1] data
+    # the same weight is 2·std of the batch ("2std").
+    "noise2same": ("noise2same", "Noise2Same", {"lambda_inv": "2std"}),
     # Laine et al. 2019 (blind-spot U-Net + Gaussian NLL); σ known from the `noise` argument.
     "laine19-mu": ("laine19", "Laine19", {"mode": "full", "output": "mu"}),
     "laine19-pme": ("laine19", "Laine19", {"mode": "full", "output": "pme"}),

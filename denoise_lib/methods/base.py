@@ -20,33 +20,15 @@ put them in the batch (COURSE.md §3).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..data import Batch
 from ..image import ImageError, as_image
 
 __all__ = ["Batch", "Method"]
-
-
-@dataclass
-class Batch:
-    """One training mini-batch (float32 NCHW, all tensors on the same device).
-
-    Attributes:
-        noisy: the network input ``y``, shape (B, C, h, w).
-        target: a second noisy observation ``y'`` of the same clean patch
-            (``requires == "pairs"``), else None.
-        clean: the clean patch ``x`` (``requires == "clean"`` only), else None.
-        step: the global training step (for schedules such as ramped weights).
-    """
-
-    noisy: torch.Tensor
-    target: torch.Tensor | None = None
-    clean: torch.Tensor | None = None
-    step: int = 0
 
 
 class Method(nn.Module):

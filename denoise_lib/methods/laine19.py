@@ -1,64 +1,65 @@
 """Laine et al. (2019), "Improved self-supervised deep image denoising": blind-spot training
 with a Gaussian likelihood, and posterior-mean (MAP) denoising that uses the centre pixel.
 
-A blind-spot network (:class:`~denoise_lib.models.BlindSpotUNet`) predicts, for every
-pixel, a Gaussian over the clean colour ``x`` from the pixel's surroundings only:
-mean ``μ`` (c values) and precision ``Σ_x⁻¹ = AᵀA`` with ``A`` upper-triangular c×c
-(c(c+1)/2 values). Because the noise ``n = y − x`` of the centre pixel is independent
-of what the network sees, the noisy value is modelled as ``y ~ N(μ, Σ_y)`` with
-``Σ_y = Σ_x + σ²I`` (paper §3; COURSE.md §4), and training minimises the negative
-log-likelihood of the noisy image itself (paper Eq. 1, with ``Σ_y`` in place of
-``(A_yᵀA_y)⁻¹``):
+Book: Part 3, book/03_blind_spot_theory.md ("the page" below); equation labels are the
+page's, "Eq. (n)" the short paper's. Notation: ``y`` noisy, ``x`` clean, σ in [0, 1] units.
 
-    NLL = ½ (y − μ)ᵀ Σ_y⁻¹ (y − μ) + ½ log det Σ_y + (c/2) log 2π      (per pixel)
+A blind-spot network (:class:`~denoise_lib.models.BlindSpotUNet`) predicts for every
+pixel ``p``, from its context ``Ω_p`` only, a Gaussian prior ``N(μ_x, Σ_x)`` of the clean
+colour. Because the noise at ``p`` is independent of the context, the noisy colour given
+the context is ``N(μ_x, Σ_y)`` with ``Σ_y = Σ_x + σ²I`` (page, {eq}`bs-cov-add`), and
+training minimises the negative log-likelihood of the noisy image itself
+(page {eq}`bs-gauss-nll`, {eq}`bs-nll-x`; the paper's Eq. 1 and §3):
 
-The loss is the mean over pixels of this c-variate NLL. At test time the centre pixel
-is combined with the prediction by the posterior mean of ``N(x; μ, Σ_x)·N(y; x, σ²I)``
-(paper Eq. 2–3, Bromiley 2003):
+    ℓ_p = ½ (y_p − μ_x)ᵀ Σ_y⁻¹ (y_p − μ_x) + ½ log det Σ_y + (C/2) log 2π
 
-    x̂ = (Σ_x⁻¹ + σ⁻²I)⁻¹ (Σ_x⁻¹ μ + σ⁻² y) = μ + Σ_x (Σ_x + σ²I)⁻¹ (y − μ).
+The loss is the mean of ``ℓ_p`` over all pixels of the batch. The constant
+``(C/2) log 2π`` does not change the minimiser; it is kept so that the logged value is
+the true NLL in nats (``torch.distributions`` gives the same number). At test time the
+centre pixel comes back through the posterior mean of ``N(x; μ_x, Σ_x)·N(y; x, σ²I)``
+(paper Eq. 2–3; page {eq}`bs-posterior`), evaluated in the gain form that needs no
+inverse of ``Σ_x`` (page {eq}`bs-gain`, {prf:ref}`alg-bs-bayes` step 5):
 
-The right-hand form is Eq. 3 multiplied out; it needs no inverse of ``Σ_x`` and so also
-holds for a singular (clamped) ``Σ_x``. All of this algebra runs in float64.
+    x̂_p = (Σ_x⁻¹ + σ⁻²I)⁻¹ (Σ_x⁻¹ μ_x + σ⁻² y_p) = y_p − σ² Σ_y⁻¹ (y_p − μ_x).
+
+All of this algebra runs in float64 (page, "Numerical care"); estimates are returned in
+float32.
 
 Options (one class, :class:`Laine19`):
 
-* ``mode``: ``"full"`` (the multivariate model above), ``"per-component"`` (independent
-  univariate Gaussians per channel: diagonal ``A``; the paper's "Per-comp." ablation) or
-  ``"l2"`` (plain MSE between the blind-spot output and the noisy input; the paper's
-  "L2" column, which ignores the centre pixel at test time).
-* ``sigma_mode``: ``"known"`` (σ of the Gaussian noise model passed as ``noise``),
-  ``"global"`` (one learned σ) or ``"per-image"`` (σ estimated from each image by a
-  small auxiliary network whose last layer starts at zero). Learned σ is identifiable
-  only through ``Σ_x ⪰ 0`` (a smaller σ can always be traded for a larger ``Σ_x``), so,
-  as in the authors' public implementation (not stated in the paper), the loss gets a
-  term ``−sigma_reg · mean σ`` (``sigma_reg = 0.1``) that pushes σ up to the largest
-  value the data allow.
-* ``output``: ``"mu"`` (the blind-spot mean) or ``"pme"`` (posterior mean, Eq. 3).
-* ``covariance``: which covariance ``A`` parameterises. ``"clean"`` (default; the course's
-  choice): ``Σ_x⁻¹ = AᵀA`` and ``Σ_y = Σ_x + σ²I``, so σ is part of the training loss.
-  ``"noisy"`` (the paper's §3 as written): ``Σ_y⁻¹ = AᵀA``, the loss is Eq. 1 exactly
-  (σ is not used in training), and at test time ``Σ_x = Σ_y − σ²I`` is clamped to be
-  positive semi-definite ("the diagonal elements of Σ_p can be clamped to zero"; we clamp
-  the eigenvalues, which also makes the diagonal ≥ 0). The authors' public code uses a
-  third form, ``Σ_x = AᵀA``; all three describe the same family of Gaussians.
+* ``mode``: ``"full"`` (the multivariate model), ``"per-component"`` (independent
+  univariate Gaussians per channel: diagonal ``A``; the paper's "Per-comp." ablation,
+  page {eq}`bs-nll-percomp`, {eq}`bs-percomp`) or ``"l2"`` (MSE between the blind-spot
+  output and the noisy input; the paper's "L2" column, page {prf:ref}`prop-bs-l2`; it
+  cannot use the centre pixel at test time).
+* ``covariance``: what the upper-triangular ``A`` parameterises.
+  ``"clean"`` (default) is the page's parameterisation **(X)**, used by the full paper and
+  the authors' code: ``Σ_x = AᵀA`` and ``Σ_y = Σ_x + σ²I``, so σ is part of the loss and
+  ``Σ_x`` is positive semi-definite by construction. ``"noisy"`` is **(N)**, the short
+  paper's §3 as written: ``Σ_y⁻¹ = AᵀA``, the loss is Eq. 1,
+  ``½‖A(y − μ)‖² − log|det A| + (C/2) log 2π`` with ``|det A|`` clamped at 10⁻⁸ as in the
+  paper (σ is not used in training), and at test time ``Σ_x = Σ_y − σ²I`` is clamped to
+  the nearest positive semi-definite matrix by clamping its eigenvalues at 0 (page
+  {prf:ref}`prop-bs-clamp`; the paper's clamp of the diagonal alone does not give a valid
+  covariance for colour images, as the page shows).
+* ``sigma_mode``: ``"known"`` (σ of the fixed-level Gaussian noise model passed as
+  ``noise``), ``"global"`` (one learned σ) or ``"per-image"`` (σ of each image estimated by
+  an auxiliary, not blind, network: the pixel mean of its one-channel output). Learned σ
+  uses ``σ̂ = softplus(β + sigma_offset) + 10⁻³`` with ``sigma_offset = −4`` (page
+  {eq}`bs-sigma-param`), β the scalar or the auxiliary network's mean output, both zero at
+  initialisation (the auxiliary network's last layer is zero-initialised), so σ̂ starts at
+  ≈ 0.0191 for every image. The likelihood only bounds σ from above (page
+  {prf:ref}`prop-bs-sigma-ident`); as in the authors' code, the loss gets the term
+  ``−sigma_reg · mean σ̂`` (``sigma_reg = 0.1``) to push σ̂ to the top of the flat range.
+  Keep ``sigma_reg`` small: ``C log σ̂ − sigma_reg·σ̂`` is unbounded below as σ̂ → ∞ (with
+  ``sigma_reg = 1`` the per-image σ̂ diverged within 50 steps).
+* ``output``: ``"mu"`` (the blind-spot prior mean ``μ_x``) or ``"pme"`` (posterior mean).
 
-Parameterisation of ``A`` (a choice of this library, not of the paper). The network's
-c(c+1)/2 raw outputs ``r`` (upper triangle, row-major, i.e. the order of
-``torch.triu_indices(c, c)``: for RGB (0,0), (0,1), (0,2), (1,1), (1,2), (2,2)) give
-``A = T / scale`` with ``T_kk = exp(r_kk)`` and ``T_ij = r_ij`` (i < j). Every
-upper-triangular matrix with a positive diagonal is reached, and these give every
-positive-definite ``AᵀA`` (Cholesky factorisation), so the model family is the paper's.
-The exponential keeps ``A`` invertible (the paper instead clamps ``|A|`` at 10⁻⁸ before the
-logarithm), and ``scale`` (0.1 by default, ≈ σ = 25/255) starts training at
-``Σ ≈ scale²·I`` with targets of order one, which Adam reaches in hundreds of steps
-rather than the paper's hundreds of thousands.
-
-Network output channel layout: ``[0, c)`` = ``μ``; ``[c, c + c(c+1)/2)`` = ``r`` (full);
-``[c, 2c)`` = log-diagonal of ``A`` (per-component); nothing more for ``"l2"``
-(see :func:`n_outputs`).
-
-Book, Part 3, "Blind-spot networks" (book/03_blind_spot_theory.md).
+Network output channel layout (``C`` image channels; :func:`n_outputs`): ``[0, C)`` =
+``μ_x``; then ``C(C+1)/2`` entries of ``A``, the upper triangle row by row (for RGB
+``a11, a12, a13, a22, a23, a33``; page {prf:ref}`alg-bs-bayes` step 2) for ``"full"``,
+or the ``C`` diagonal entries ``a_cc`` for ``"per-component"``; nothing more for ``"l2"``.
+The raw outputs are used as the entries of ``A``, as in the paper.
 """
 from __future__ import annotations
 
@@ -78,13 +79,15 @@ SIGMA_MODES = ("known", "global", "per-image")
 OUTPUTS = ("mu", "pme")
 COVARIANCES = ("clean", "noisy")
 
-#: learned σ = SIGMA_FLOOR + softplus(z + z0), z = 0 at initialisation (σ = sigma_init).
+#: σ̂ = softplus(β + sigma_offset) + SIGMA_FLOOR (page {eq}`bs-sigma-param`).
 SIGMA_FLOOR = 1e-3
+#: |det A| is clamped at this value before its logarithm in parameterisation (N) (paper, Eq. 1).
+DET_EPS = 1e-8
 LOG_2PI = math.log(2 * math.pi)
 
 
 def n_outputs(channels: int, mode: str) -> int:
-    """Network output channels for ``channels`` image channels: c + c(c+1)/2 (full), 2c (per-component), c (l2).
+    """Network output channels for ``channels`` image channels: C + C(C+1)/2 (full), 2C (per-component), C (l2).
 
     Raises:
         ValueError: unknown mode or channels < 1.
@@ -100,44 +103,42 @@ def n_outputs(channels: int, mode: str) -> int:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-def triangular_factor(raw: torch.Tensor, channels: int, scale: float = 0.1) -> torch.Tensor:
-    """The upper-triangular ``A`` from the network's raw outputs (module docstring).
+def triangular_factor(entries: torch.Tensor, channels: int) -> torch.Tensor:
+    """The upper-triangular ``A`` whose upper triangle, row by row, is ``entries``.
+
+    Page {prf:ref}`alg-bs-bayes` step 2: for C = 3 the order is a11, a12, a13, a22, a23, a33
+    (the order of ``torch.triu_indices(C, C)``).
 
     Args:
-        raw: ``(..., c(c+1)/2)`` raw values, upper triangle in row-major order.
-        channels: c.
-        scale: ``A = T / scale``.
+        entries: ``(..., C(C+1)/2)``.
+        channels: C.
 
     Returns:
-        ``(..., c, c)`` upper-triangular ``A`` with ``A_kk = exp(r_kk)/scale``,
-        ``A_ij = r_ij/scale`` (i < j), zeros below the diagonal; dtype of ``raw``.
+        ``(..., C, C)`` with zeros below the diagonal; dtype of ``entries``.
 
     Raises:
-        ValueError: the last axis of ``raw`` is not c(c+1)/2.
+        ValueError: the last axis of ``entries`` is not C(C+1)/2.
     """
     c = channels
-    if raw.shape[-1] != c * (c + 1) // 2:
-        raise ValueError(f"expected {c * (c + 1) // 2} raw entries for c = {c}, got {raw.shape[-1]}")
-    rows, cols = torch.triu_indices(c, c, device=raw.device)
-    diag = rows == cols
-    vals = torch.where(diag, raw.exp(), raw) / scale
-    A = raw.new_zeros((*raw.shape[:-1], c, c))
-    A[..., rows, cols] = vals
+    if entries.shape[-1] != c * (c + 1) // 2:
+        raise ValueError(f"expected {c * (c + 1) // 2} entries for C = {c}, got {entries.shape[-1]}")
+    rows, cols = torch.triu_indices(c, c, device=entries.device)
+    A = entries.new_zeros((*entries.shape[:-1], c, c))
+    A[..., rows, cols] = entries
     return A
 
 
 def clamp_psd(S: torch.Tensor) -> torch.Tensor:
-    """Nearest positive semi-definite matrix: negative eigenvalues of symmetric ``S`` set to 0.
+    """The positive semi-definite matrix nearest to symmetric ``S`` (Frobenius norm): eigenvalues clamped at 0.
 
-    Laine et al. (2019) §3: ``Σ_p = Σ_y − σ²I`` may have negative variances from
-    approximation errors; the paper clamps the diagonal to zero, this clamps the
-    eigenvalues (which makes the diagonal ≥ 0 and the matrix a valid covariance).
+    Page {prf:ref}`prop-bs-clamp` (``Σ_x⁺`` for ``S = Σ_y − σ²I``). The paper (§3) clamps
+    only the diagonal, which for C > 1 can leave negative eigenvalues.
 
     Args:
-        S: ``(..., c, c)`` symmetric float tensor (float64 recommended).
+        S: ``(..., C, C)`` symmetric float tensor (float64 recommended).
 
     Returns:
-        ``(..., c, c)`` symmetric PSD tensor; ``S`` itself where it is already PSD (up to rounding).
+        ``(..., C, C)`` symmetric PSD tensor, equal to ``S`` (up to rounding) where ``S`` is PSD.
     """
     if S.shape[-1] == 1:
         return S.clamp_min(0)
@@ -148,41 +149,47 @@ def clamp_psd(S: torch.Tensor) -> torch.Tensor:
 
 def covariances(A: torch.Tensor, sigma: torch.Tensor, covariance: str = "clean",
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Σ_x, Σ_y)`` per pixel from the factor ``A`` and the noise σ.
+    """``(Σ_x, Σ_y)`` per pixel from the factor ``A`` and the noise level σ.
 
     Args:
-        A: ``(..., c, c)`` invertible upper-triangular factor (float64).
-        sigma: σ in [0, 1] units, broadcastable to ``A.shape[:-2]`` (float64).
-        covariance: ``"clean"``: ``Σ_x = (AᵀA)⁻¹``, ``Σ_y = Σ_x + σ²I`` (COURSE.md §4);
-            ``"noisy"``: ``Σ_y = (AᵀA)⁻¹`` and ``Σ_x = clamp_psd(Σ_y − σ²I)`` (paper §3).
+        A: ``(..., C, C)`` upper-triangular factor, float64.
+        sigma: σ in [0, 1] units, broadcastable to ``A.shape[:-2]``, float64.
+        covariance: ``"clean"`` — page (X): ``Σ_x = AᵀA``, ``Σ_y = Σ_x + σ²I``
+            ({eq}`bs-nll-x`); ``"noisy"`` — page (N), paper §3: ``Σ_y = (AᵀA)⁻¹`` and
+            ``Σ_x = clamp_psd(Σ_y − σ²I)`` ({eq}`bs-param-inverse`, {eq}`bs-clamp`).
 
     Returns:
-        ``Σ_x`` (PSD) and ``Σ_y`` (positive definite), each ``(..., c, c)``.
+        ``Σ_x`` (positive semi-definite) and ``Σ_y``, each ``(..., C, C)``. For "noisy"
+        ``A`` must be invertible (a singular ``A`` gives infinite entries).
+
+    Raises:
+        ValueError: unknown ``covariance``.
     """
     c = A.shape[-1]
     eye = torch.eye(c, dtype=A.dtype, device=A.device)
-    inv_A = torch.linalg.solve_triangular(A, eye.expand_as(A), upper=True)   # A⁻¹
-    S = inv_A @ inv_A.transpose(-1, -2)                                       # (AᵀA)⁻¹ = A⁻¹A⁻ᵀ
     s2 = (sigma ** 2)[..., None, None] * eye
     if covariance == "clean":
-        return S, S + s2
+        sx = A.transpose(-1, -2) @ A
+        return sx, sx + s2
     if covariance == "noisy":
-        return clamp_psd(S - s2), S
+        inv_A = torch.linalg.solve_triangular(A, eye.expand_as(A), upper=True)   # A⁻¹
+        sy = inv_A @ inv_A.transpose(-1, -2)                                      # (AᵀA)⁻¹
+        return clamp_psd(sy - s2), sy
     raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
 
 
 def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
-    """Negative log-density of ``N(mu, cov)`` at ``y``, with the log-determinant and the constant.
+    """Negative log-density of ``N(mu, cov)`` at ``y``, log-determinant and constant included.
 
-    ``½ (y − μ)ᵀ Σ⁻¹ (y − μ) + ½ log det Σ + (c/2) log 2π`` (Laine et al. 2019, Eq. 1,
-    written with the covariance instead of its factor), via a Cholesky factorisation.
+    ``½ (y − μ)ᵀ Σ⁻¹ (y − μ) + ½ log det Σ + (C/2) log 2π`` (page {eq}`bs-gauss-nll`),
+    computed with the Cholesky factor ``Σ = LLᵀ`` (page {prf:ref}`alg-bs-bayes`, steps 3–4).
 
     Args:
-        y, mu: ``(..., c)`` float64.
-        cov: ``(..., c, c)`` symmetric positive definite, float64.
+        y, mu: ``(..., C)``, float64.
+        cov: ``(..., C, C)`` symmetric positive definite, float64.
 
     Returns:
-        ``(...)`` NLL per vector (nats).
+        ``(...)`` NLL per pixel, in nats.
 
     Raises:
         torch.linalg.LinAlgError: ``cov`` is not positive definite.
@@ -196,22 +203,22 @@ def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.
 def posterior_mean(y: torch.Tensor, mu: torch.Tensor, sigma_x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Posterior mean (= MAP) of ``x`` under the prior ``N(μ, Σ_x)`` and the likelihood ``N(y; x, σ²I)``.
 
-    Laine et al. (2019), Eq. 3: ``x̂ = (Σ_x⁻¹ + σ⁻²I)⁻¹ (Σ_x⁻¹μ + σ⁻²y)``, evaluated as
-    ``μ + Σ_x (Σ_x + σ²I)⁻¹ (y − μ)``, which is the same for invertible ``Σ_x`` and stays
-    defined for a singular (clamped) one (then x̂ = μ along the null directions).
+    The paper's Eq. 3, ``x̂ = (Σ_x⁻¹ + σ⁻²I)⁻¹ (Σ_x⁻¹μ + σ⁻²y)``, evaluated in the gain form
+    ``x̂ = y − σ² Σ_y⁻¹ (y − μ)`` with ``Σ_y = Σ_x + σ²I`` (page {eq}`bs-gain`), which is the
+    same for invertible ``Σ_x`` and stays defined for a singular one.
 
     Args:
-        y, mu: ``(..., c)``; sigma_x: ``(..., c, c)`` PSD; sigma: σ > 0 broadcastable to
-            ``y.shape[:-1]``. All float64.
+        y, mu: ``(..., C)``; sigma_x: ``(..., C, C)`` positive semi-definite; sigma: σ > 0
+            broadcastable to ``y.shape[:-1]``. All float64.
 
     Returns:
-        ``(..., c)`` posterior mean. σ → ∞ gives μ; Σ_x → ∞ (or σ → 0) gives y.
+        ``(..., C)``. σ → ∞ gives μ; Σ_x → ∞ (or σ → 0) gives y; Σ_x = 0 gives μ.
     """
     c = y.shape[-1]
-    eye = torch.eye(c, dtype=y.dtype, device=y.device)
-    s2 = (sigma ** 2)[..., None, None] * eye
-    w = torch.linalg.solve(sigma_x + s2, (y - mu).unsqueeze(-1))
-    return mu + (sigma_x @ w).squeeze(-1)
+    s2 = (sigma ** 2)[..., None]
+    L = torch.linalg.cholesky(sigma_x + s2[..., None] * torch.eye(c, dtype=y.dtype, device=y.device))
+    w = torch.cholesky_solve((y - mu).unsqueeze(-1), L).squeeze(-1)     # Σ_y⁻¹ (y − μ)
+    return y - s2 * w
 
 
 def _as_sigma(noise) -> float:
@@ -240,45 +247,44 @@ class Laine19(Method):
     """Blind-spot denoiser with a Gaussian likelihood (Laine et al. 2019); see the module docstring.
 
     Args:
-        net: a blind-spot network mapping ``(N, c, H, W)`` to ``(N, n_outputs(c, mode), H, W)``,
+        net: a blind-spot network mapping ``(N, C, H, W)`` to ``(N, n_outputs(C, mode), H, W)``,
             normally :class:`~denoise_lib.models.BlindSpotUNet` (see :meth:`default_net`).
-            Any network works, but only a blind-spot one makes the loss meaningful.
+            Only a blind-spot network makes the loss meaningful.
         mode: ``"full"``, ``"per-component"`` or ``"l2"``.
         sigma_mode: ``"known"``, ``"global"`` or ``"per-image"`` (ignored for ``"l2"``).
         output: ``"mu"`` or ``"pme"`` — what :meth:`predict` (and so :meth:`denoise`) returns.
         noise: the noise model (:class:`~denoise_lib.noise.Gaussian` with one σ, or a spec
-            string such as ``"gaussian:25"``); required for ``sigma_mode="known"`` and
-            otherwise ignored. :func:`denoise_lib.methods.build` passes it.
-        covariance: ``"clean"`` (Σ_x⁻¹ = AᵀA, default) or ``"noisy"`` (Σ_y⁻¹ = AᵀA, paper §3).
-        scale: ``A = T / scale`` (module docstring); 0.1 by default.
-        sigma_reg: weight of the ``−mean σ`` term for learned σ (0.1, authors' code).
-        sigma_init: learned σ at initialisation, in [0, 1] units (0.02).
+            string such as ``"gaussian:25"``); required for ``sigma_mode="known"``, ignored
+            otherwise. :func:`denoise_lib.methods.build` passes it.
+        covariance: ``"clean"`` (page (X), Σ_x = AᵀA; default) or ``"noisy"`` (page (N),
+            Σ_y⁻¹ = AᵀA, paper Eq. 1).
+        sigma_reg: weight of the ``−mean σ̂`` term for learned σ (0.1, as the authors' code).
+        sigma_offset: learned ``σ̂ = softplus(β + sigma_offset) + 10⁻³``; −4 (σ̂ ≈ 0.0191 at start).
         features, depth: size of :meth:`default_net`; accepted here so that
             ``build(name, channels, features=…, depth=…)`` works, otherwise unused.
 
-    σ at test time (:meth:`sigma`, used by :meth:`predict` for ``"pme"``): ``"known"``
-    uses the given σ; ``"global"`` the learned scalar; ``"per-image"`` runs the σ
-    network on the image being denoised (one σ per image of the batch).
+    σ at test time (:meth:`sigma`, used by "pme"): ``"known"`` uses the given σ;
+    ``"global"`` the learned scalar; ``"per-image"`` runs the σ network on the image being
+    denoised (one σ̂ per image of the batch).
 
-    ``requires = "single"``: training sees one noisy observation per image.
-    ``name`` is the registry name for the registered settings (``laine19-mu``,
-    ``laine19-pme``, ``laine19-percomp``, ``laine19-l2``) and a descriptive one otherwise.
+    ``requires = "single"``: training sees one noisy observation per image. ``name`` is the
+    registry name for the registered settings (``laine19-mu``, ``laine19-pme``,
+    ``laine19-percomp``, ``laine19-l2``) and a descriptive one otherwise.
 
     Raises:
-        ValueError: unknown option; ``output="pme"`` with ``mode="l2"`` (the L2 network has
-            no variance, so there is nothing to weigh the centre pixel against);
+        ValueError: unknown option; ``output="pme"`` with ``mode="l2"`` (the L2 network
+            predicts no variance, so there is nothing to weigh the centre pixel against);
             ``sigma_mode="known"`` without a fixed-σ Gaussian ``noise``; a learned σ with
-            ``covariance="noisy"`` (σ does not enter that loss, so it cannot be learned);
-            a network whose ``out_channels`` does not match ``mode``.
+            ``covariance="noisy"`` (σ does not enter Eq. 1, so it cannot be learned); a
+            negative ``sigma_reg``; a network whose ``out_channels`` does not match ``mode``.
     """
 
     name = "laine19"
     requires = "single"
 
     def __init__(self, net: nn.Module, *, mode: str = "full", sigma_mode: str = "known",
-                 output: str = "pme", noise=None, covariance: str = "clean", scale: float = 0.1,
-                 sigma_reg: float = 0.1, sigma_init: float = 0.02, features: int | None = None,
-                 depth: int | None = None):
+                 output: str = "pme", noise=None, covariance: str = "clean", sigma_reg: float = 0.1,
+                 sigma_offset: float = -4.0, features: int | None = None, depth: int | None = None):
         super().__init__(net)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -287,10 +293,8 @@ class Laine19(Method):
         if covariance not in COVARIANCES:
             raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
         self._check_output(mode, output)
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
-        if not sigma_init > SIGMA_FLOOR:
-            raise ValueError(f"sigma_init must exceed {SIGMA_FLOOR}, got {sigma_init}")
+        if not sigma_reg >= 0:
+            raise ValueError(f"sigma_reg must be ≥ 0, got {sigma_reg}")
         c = self.channels
         if c is None:
             raise ValueError("Laine19 needs a network with an `in_channels` attribute")
@@ -305,16 +309,15 @@ class Laine19(Method):
             raise ValueError("a learned σ needs covariance='clean': with covariance='noisy' σ does not "
                              "enter the training loss (paper Eq. 1), so it cannot be learned")
         self.mode, self.sigma_mode, self.output, self.covariance = mode, sigma_mode, output, covariance
-        self.scale, self.sigma_reg = float(scale), float(sigma_reg)
+        self.sigma_reg, self.sigma_offset = float(sigma_reg), float(sigma_offset)
         self.known_sigma = _as_sigma(noise) if (mode != "l2" and sigma_mode == "known") else None
-        self._z0 = math.log(math.expm1(sigma_init - SIGMA_FLOOR))   # softplus⁻¹
         if sigma_mode == "global" and mode != "l2":
-            self.sigma_param = nn.Parameter(torch.zeros(()))
+            self.sigma_param = nn.Parameter(torch.zeros(()))           # β, page {eq}`bs-sigma-param`
         if sigma_mode == "per-image" and mode != "l2":
             from ..models import UNet
 
             self.sigma_net = UNet(in_channels=c, out_channels=1, features=16, depth=3)
-            nn.init.zeros_(self.sigma_net.head.weight)      # COURSE.md §4: zero-initialised last layer
+            nn.init.zeros_(self.sigma_net.head.weight)      # zero-initialised last layer (COURSE.md §4)
             nn.init.zeros_(self.sigma_net.head.bias)
         self.name = self._compose_name()
 
@@ -342,9 +345,9 @@ class Laine19(Method):
     def _compose_name(self) -> str:
         if self.mode == "l2":
             return "laine19-l2"
-        name = {"full": "laine19-", "per-component": "laine19-percomp"}[self.mode]
-        name += {("full", "mu"): "mu", ("full", "pme"): "pme", ("per-component", "pme"): "",
-                 ("per-component", "mu"): "-mu"}[(self.mode, self.output)]
+        name = {("full", "mu"): "laine19-mu", ("full", "pme"): "laine19-pme",
+                ("per-component", "pme"): "laine19-percomp",
+                ("per-component", "mu"): "laine19-percomp-mu"}[(self.mode, self.output)]
         if self.sigma_mode != "known":
             name += f"-sigma-{self.sigma_mode}"
         if self.covariance != "clean":
@@ -357,12 +360,14 @@ class Laine19(Method):
 
     # ------------------------------------------------------------------ the model
     def sigma(self, y: torch.Tensor) -> torch.Tensor:
-        """σ used for the batch ``y``: shape ``(N,)``, float64, [0, 1] units.
+        """σ used for the noisy batch ``y`` (N, C, H, W): shape ``(N,)``, float64, [0, 1] units.
 
-        Known: the constructor's σ. Global: ``1e-3 + softplus(z + z0)`` of the learned
-        scalar z. Per-image: the same map of the pixel mean of the σ network's output on
-        ``y`` (differentiable; zero-initialised last layer, so every image starts at
-        ``sigma_init``). Raises ValueError for ``mode="l2"`` (no σ is used).
+        Known: the constructor's σ. Global: ``softplus(β + sigma_offset) + 10⁻³`` of the learned
+        scalar β. Per-image: the same map of the pixel mean of the σ network's output on
+        ``y`` (differentiable; it starts at ≈ 0.0191 for every image).
+
+        Raises:
+            ValueError: ``mode="l2"`` (no σ is used).
         """
         n = y.shape[0]
         if self.mode == "l2":
@@ -370,17 +375,21 @@ class Laine19(Method):
         if self.sigma_mode == "known":
             return torch.full((n,), self.known_sigma, dtype=torch.float64, device=y.device)
         if self.sigma_mode == "global":
-            z = self.sigma_param.to(torch.float64).expand(n)
+            beta = self.sigma_param.to(torch.float64).expand(n)
         else:
-            z = self.sigma_net(y).to(torch.float64).mean(dim=(1, 2, 3))
-        return SIGMA_FLOOR + F.softplus(z + self._z0)
+            beta = self.sigma_net(y).to(torch.float64).mean(dim=(1, 2, 3))
+        return F.softplus(beta + self.sigma_offset) + SIGMA_FLOOR
 
     def distribution(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The predicted Gaussians for a noisy batch ``y`` (N, c, H, W), all float64.
+        """The predicted Gaussians for a noisy batch ``y`` (N, C, H, W); all float64, pixel-last.
 
-        Returns a dict with ``mu`` (N, H, W, c) and, unless ``mode="l2"``, ``sigma`` (N,),
-        ``sigma_x`` and ``sigma_y``: (N, H, W, c, c) for ``"full"``, (N, H, W, c) variances for
-        ``"per-component"``. ``sigma_x`` is PSD (clamped for ``covariance="noisy"``).
+        Returns ``mu`` (N, H, W, C) and, unless ``mode="l2"``, ``sigma`` (N,), ``A`` (the factor:
+        (N, H, W, C, C) full, (N, H, W, C) diagonal for per-component), ``sigma_x`` and
+        ``sigma_y`` ((N, H, W, C, C) for full, (N, H, W, C) variances for per-component).
+        ``sigma_x`` is positive semi-definite (clamped for ``covariance="noisy"``).
+
+        Raises:
+            ValueError: ``y`` is not (N, C, H, W) with this method's C.
         """
         c = self.channels
         if y.ndim != 4 or y.shape[1] != c:
@@ -391,22 +400,26 @@ class Laine19(Method):
             return res
         sigma = self.sigma(y)
         res["sigma"] = sigma
-        s2 = (sigma ** 2)[:, None, None, None]
         if self.mode == "full":
-            A = triangular_factor(out[..., c:], c, self.scale)
+            A = triangular_factor(out[..., c:], c)
+            res["A"] = A
             res["sigma_x"], res["sigma_y"] = covariances(A, sigma[:, None, None], self.covariance)
         else:
-            var = (self.scale * torch.exp(-out[..., c:2 * c])) ** 2   # 1 / A_kk²
-            if self.covariance == "clean":
-                res["sigma_x"], res["sigma_y"] = var, var + s2
+            a = out[..., c:2 * c]
+            s2 = (sigma ** 2)[:, None, None, None]
+            res["A"] = a
+            if self.covariance == "clean":                        # page {eq}`bs-nll-percomp`
+                res["sigma_x"], res["sigma_y"] = a * a, a * a + s2
             else:
-                res["sigma_x"], res["sigma_y"] = (var - s2).clamp_min(0), var
+                vy = 1 / (a * a)
+                res["sigma_x"], res["sigma_y"] = (vy - s2).clamp_min(0), vy
         return res
 
     def loss(self, batch: Batch):
-        """Mean per-pixel NLL of the noisy batch (float64), or the MSE for ``"l2"``.
+        """Mean per-pixel NLL of the noisy batch (float64; minus ``sigma_reg·mean σ̂`` for learned σ),
+        or the MSE for ``"l2"``.
 
-        Logs ``nll`` (or ``mse``), ``mse_mu`` = mean (μ − y)² and ``sigma`` (mean σ).
+        Logs ``nll`` (or ``mse``), ``mse_mu`` = mean (μ − y)² over all entries, and ``sigma``.
         """
         y = batch.noisy
         d = self.distribution(y)
@@ -414,18 +427,27 @@ class Laine19(Method):
         mse_mu = torch.mean((d["mu"] - y64) ** 2)
         if self.mode == "l2":
             return mse_mu, {"mse": mse_mu.detach()}
-        if self.mode == "full":
+        diff = y64 - d["mu"]
+        if self.covariance == "noisy":        # the paper's Eq. 1, |det A| clamped at 1e-8
+            A = d["A"]
+            if self.mode == "full":
+                quad = ((A @ diff.unsqueeze(-1)).squeeze(-1) ** 2).sum(-1)
+                det = torch.diagonal(A, dim1=-2, dim2=-1).prod(-1)
+            else:
+                quad, det = ((A * diff) ** 2).sum(-1), A.prod(-1)
+            nll = (0.5 * quad - torch.log(det.abs().clamp_min(DET_EPS)) + 0.5 * y.shape[1] * LOG_2PI).mean()
+        elif self.mode == "full":
             nll = gaussian_nll(y64, d["mu"], d["sigma_y"]).mean()
         else:
             v = d["sigma_y"]
-            nll = (0.5 * (y64 - d["mu"]) ** 2 / v + 0.5 * torch.log(v) + 0.5 * LOG_2PI).sum(-1).mean()
+            nll = (0.5 * diff ** 2 / v + 0.5 * torch.log(v) + 0.5 * LOG_2PI).sum(-1).mean()
         loss = nll
         if self.sigma_mode != "known":
             loss = loss - self.sigma_reg * d["sigma"].mean()
         return loss, {"nll": nll.detach(), "mse_mu": mse_mu.detach(), "sigma": d["sigma"].mean().detach()}
 
     def predict(self, y: torch.Tensor) -> torch.Tensor:
-        """``μ`` (output "mu") or the posterior mean (output "pme", Eq. 3), float32 (N, c, H, W)."""
+        """``μ_x`` (output "mu") or the posterior mean (output "pme"), float32 (N, C, H, W)."""
         return self.predict_all(y)[self.output]
 
     def predict_all(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -437,9 +459,9 @@ class Laine19(Method):
             s = d["sigma"][:, None, None]
             if self.mode == "full":
                 res["pme"] = posterior_mean(y64, d["mu"], d["sigma_x"], s)
-            else:                                   # univariate Eq. 3 per channel
+            else:                                   # page {eq}`bs-percomp`, per channel
                 vx, s2 = d["sigma_x"], (s ** 2)[..., None]
-                res["pme"] = (vx * y64 + s2 * d["mu"]) / (vx + s2)
+                res["pme"] = (s2 * d["mu"] + vx * y64) / (s2 + vx)
         return {k: v.permute(0, 3, 1, 2).to(torch.float32).contiguous() for k, v in res.items()}
 
     @torch.no_grad()

@@ -1,6 +1,7 @@
 """Noise2Self: self-supervision through J-invariance, with noise or donut masking.
 
-Batson & Royer (2019), "Noise2Self: blind denoising by self-supervision", Sec. 3–4.
+Batson & Royer (2019), "Noise2Self: blind denoising by self-supervision" (ICML), and
+their code (``mask.py``); book Part 2.
 The training objective is Noise2Void's (masked pixels only, normalised by their
 number; :class:`~denoise_lib.methods.n2v.Noise2Void`) with a different replacement:
 
@@ -13,8 +14,9 @@ Noise2Self masks one pixel of every 4×4 cell (its grid masker of width 4); here
 mask is stratified with the same density, 1/16, and a random position per cell
 (:func:`denoise_lib.masks.stratified_mask`).
 
-Inference is ``f_θ(y)`` by default (what the paper's experiments report), or, with
-``j_invariant=True``, the J-invariant prediction of Sec. 3
+Inference is ``f_θ(y)`` by default (Noise2Same §3.1: the mask is removed at test time
+because the plain network does better than its J-invariant version), or, with
+``j_invariant=True``, the paper's J-invariant prediction
 (:func:`denoise_lib.invariance.j_invariant_predict`, ``grid²`` forward passes).
 """
 from __future__ import annotations

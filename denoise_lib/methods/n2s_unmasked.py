@@ -2,7 +2,7 @@
 
 Loss: ``L(θ) = mean (f_θ(y) − y)²`` over all pixels (``y`` noisy, book notation).
 Its global minimiser is the identity ``f(y) = y``, which this loss drives the network
-towards: the "identity collapse" that masking prevents (Batson & Royer 2019, Sec. 2;
+towards: the "identity collapse" that masking prevents (Batson & Royer 2019;
 Noise2Same, Sec. 2, Eq. (1)–(2): without J-invariance the cross term
 ``−2⟨f(y) − x, y − x⟩`` rewards copying the noise). It exists to **demonstrate** that
 failure in Part 2 of the book; it is not a denoiser. Registered as ``n2s-unmasked``:

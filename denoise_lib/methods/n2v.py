@@ -9,8 +9,8 @@ the squared error **at the masked pixels only**, normalised by their number:
     L_N2V(θ) = Σ_{p ∈ J} ‖f_θ(y_{J^c})_p − y_p‖² / (|J|·C)
 
 (``y`` noisy, book notation). Because ``f_θ(y_{J^c})_J`` does not see ``y_J``, the
-expected loss is the supervised loss plus the noise variance (Batson & Royer 2019,
-Sec. 3; book Part 2). Inference is one plain forward pass ``f_θ(y)`` as in the paper.
+expected loss is the supervised loss plus the noise variance (Batson & Royer 2019;
+Noise2Same §2, Eq. (2); book Part 2, theorem "thm-j-invariance"). Inference is one plain forward pass ``f_θ(y)`` as in the paper.
 Masking code: :mod:`denoise_lib.masks`.
 """
 from __future__ import annotations

@@ -23,6 +23,8 @@ J is a stratified mask of 0.5 % of the pixels (one per 14×14 cell, as the paper
 code), replaced by Gaussian noise ``N(0, 0.2²)`` in the units of data normalised to
 zero mean and unit variance (the paper's code; :func:`denoise_lib.masks.gaussian`,
 ``relative=True``, gives the same values on [0, 1] data), or by the donut average.
+The reference code draws the mask of each channel independently; here, as everywhere
+in the library (:mod:`denoise_lib.masks`), a mask is per pixel and shared by the channels.
 
 λ_inv (Sec. 4.1–4.2):
 
