@@ -100,7 +100,7 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
             row["note"] = "σ known" if known_sigma is not None else "σ estimated per image (wavelet MAD)"
         else:
             torch.manual_seed(seed)
-            method = methods.build(name, channels=channels, noise=model)
+            method = methods.build(name, channels=channels, noise=model, patch_size=bud.patch_size)
             train_set = data.TrainingSet.from_clean(train_imgs, model, kind=method.requires, seed=seed)
             row["bare_step_ms"] = bare_step_ms(method, train_set, bud, device=device, seed=seed)
             hist = fit(method, train_set, bud, seed=seed, device=device, progress=progress)

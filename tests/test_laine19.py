@@ -402,3 +402,19 @@ def test_step_cost_of_the_blind_spot_network_relative_to_the_unet():
     ratio = t_bs / t_n2c
     print(f"\nstep time: n2c {1000 * t_n2c:.0f} ms, laine19-pme {1000 * t_bs:.0f} ms, ratio {ratio:.2f}")
     assert 2.0 < ratio < 14.0
+
+
+def test_default_depth_follows_the_training_patch_size():
+    from denoise_lib.models.blindspot import BRANCH_ROWS, depth_for_patch
+
+    assert [depth_for_patch(p) for p in (32, 64, 128, 256, 512)] == [2, 3, 4, 5, 5]
+    for p in (16, 40, 64, 100, 200, 300):
+        d = depth_for_patch(p)
+        assert BRANCH_ROWS[d] <= 1.25 * p and (d == 5 or BRANCH_ROWS[d + 1] > 1.25 * p)
+    with pytest.raises(ValueError, match="too small"):
+        depth_for_patch(8)
+    # the harness passes its patch size; without it the paper's depth-5 network is built
+    assert methods.build("laine19-pme", channels=3, noise="gaussian:25", patch_size=64).net.depth == 3
+    assert methods.build("laine19-pme", channels=3, noise="gaussian:25").net.depth == 5
+    assert methods.build("laine19-l2", channels=1, patch_size=64, depth=4).net.depth == 4  # explicit wins
+    assert type(methods.build("n2c", channels=1, patch_size=64).net).__name__ == "UNet"    # hint ignored

@@ -53,7 +53,7 @@ def method_class(name: str) -> type[Method]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def build(name: str, channels: int = 1, *, noise=None, **kwargs) -> Method:
+def build(name: str, channels: int = 1, *, noise=None, patch_size: int | None = None, **kwargs) -> Method:
     """Create method ``name`` with its default network for ``channels`` (1 or 3).
 
     Args:
@@ -63,6 +63,9 @@ def build(name: str, channels: int = 1, *, noise=None, **kwargs) -> Method:
             spec string). It is passed to constructors that take a ``noise`` argument
             (methods that use a known noise level, e.g. σ for a posterior mean) and
             ignored by the others.
+        patch_size: side of the training patches, when known. Passed to a
+            ``default_net`` that takes it (the blind-spot network sizes its depth
+            from it) and ignored otherwise.
         **kwargs: constructor arguments; they override the registry's settings.
 
     The default network is the Noise2Noise U-Net (:class:`denoise_lib.models.UNet`)
@@ -85,5 +88,7 @@ def build(name: str, channels: int = 1, *, noise=None, **kwargs) -> Method:
         from ..models import UNet
         net = UNet(in_channels=channels)
     else:
-        net = make_net(channels, **kwargs)
+        hint = {"patch_size": patch_size} if patch_size is not None and \
+            "patch_size" in inspect.signature(make_net).parameters else {}
+        net = make_net(channels, **kwargs, **hint)
     return cls(net, **kwargs)

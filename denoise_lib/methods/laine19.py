@@ -332,15 +332,21 @@ class Laine19(Method):
 
     @staticmethod
     def default_net(channels: int, *, mode: str = "full", features: int | None = None,
-                    depth: int | None = None, **_ignored) -> nn.Module:
+                    depth: int | None = None, patch_size: int | None = None, **_ignored) -> nn.Module:
         """A :class:`~denoise_lib.models.BlindSpotUNet` with :func:`n_outputs` output channels.
 
-        ``features`` (48) and ``depth`` (5) default to the paper's network (§4).
+        ``features`` defaults to the paper's 48. ``depth`` defaults to the paper's 5,
+        or, when the training ``patch_size`` is known, to
+        :func:`~denoise_lib.models.blindspot.depth_for_patch` (3 for the 64² patches of
+        the CPU budgets; 5 for the paper's 256²): a deeper branch than the patch trains
+        to rely on the zero rows above the patch and fails on full-size images.
         """
-        from ..models import BlindSpotUNet
+        from ..models.blindspot import BlindSpotUNet, depth_for_patch
 
+        if depth is None:
+            depth = 5 if patch_size is None else depth_for_patch(patch_size)
         return BlindSpotUNet(in_channels=channels, out_channels=n_outputs(channels, mode),
-                             features=48 if features is None else features, depth=5 if depth is None else depth)
+                             features=48 if features is None else features, depth=depth)
 
     def _compose_name(self) -> str:
         if self.mode == "l2":

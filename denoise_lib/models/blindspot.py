@@ -55,7 +55,31 @@ from torch.nn import functional as F
 from ..image import crop_to, reflect_pad
 from .unet import UNetBody
 
-__all__ = ["BlindSpotUNet", "ShiftedConv2d", "ShiftedMaxPool2d", "shift_down", "influence"]
+__all__ = ["BlindSpotUNet", "ShiftedConv2d", "ShiftedMaxPool2d", "shift_down", "influence",
+           "depth_for_patch", "BRANCH_ROWS"]
+
+
+#: Rows above its output that one branch sees, for depth 1 … 5 (module docstring).
+BRANCH_ROWS = {1: 13, 2: 31, 3: 71, 4: 151, 5: 311}
+
+
+def depth_for_patch(patch_size: int, max_depth: int = 5) -> int:
+    """The deepest blind-spot U-Net whose branch field fits the training patches.
+
+    A branch that sees many more rows than a training patch has learns to use the
+    zero rows above the patch, and fails on larger images (module docstring). The
+    rule keeps ``BRANCH_ROWS[depth] ≤ 1.25 · patch_size``: depth 2 for 32² patches,
+    3 for 64², 4 for 128² and 5 (the paper's network, trained on 256²) from 256² up.
+
+    Raises:
+        ValueError: ``patch_size < 11`` (no depth fits) or ``max_depth`` outside 1 … 5.
+    """
+    if max_depth not in BRANCH_ROWS:
+        raise ValueError(f"max_depth must lie in 1 … 5, got {max_depth}")
+    fits = [d for d in range(1, max_depth + 1) if BRANCH_ROWS[d] <= 1.25 * patch_size]
+    if not fits:
+        raise ValueError(f"training patches of {patch_size} px are too small for a blind-spot U-Net")
+    return max(fits)
 
 
 def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
