@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 import denoise_lib.noise  # noqa: F401  (a module the synthetic notebooks "used")
 from denoise_lib import course
 
-SETUP_LINE = ("device: cpu | budget: quick (400 steps per training run, batch 16 × 64², lr 0.001) | "
+SETUP_LINE = ("device: cpu | budget: quick (1000 steps per training run, batch 4 × 64², lr 0.001) | "
               "torch 2 | set DENOISE_BUDGET=smoke|quick|full|SECONDS to change\n")
 
 
