@@ -37,7 +37,7 @@ import torch
 
 from . import classical, data, methods, metrics
 from .noise import Gaussian, parse_noise
-from .train import Budget, bare_step_ms, default_device, fit
+from .train import Budget, bare_step_ms, default_device, fit, step_flops
 
 __all__ = ["run", "main", "known_methods"]
 
@@ -89,7 +89,7 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
               "threads": torch.get_num_threads(), "platform": platform.platform()}
     known_sigma = model.sigma_range[0] if isinstance(model, Gaussian) and \
         model.sigma_range[0] == model.sigma_range[1] else None
-    results = []
+    results, trained, ref = [], {}, None
     for name in methods_:
         row = {"method": name, "train_seconds": 0.0, "steps": 0, "step_ms": None}
         if name == "noisy":
@@ -99,14 +99,41 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
             fn = lambda y, f=f: f(y, known_sigma)  # noqa: E731
             row["note"] = "σ known" if known_sigma is not None else "σ estimated per image (wavelet MAD)"
         else:
+            cls = methods.method_class(name)
             torch.manual_seed(seed)
             method = methods.build(name, channels=channels, noise=model, patch_size=bud.patch_size)
-            train_set = data.TrainingSet.from_clean(train_imgs, model, kind=method.requires, seed=seed)
-            row["bare_step_ms"] = bare_step_ms(method, train_set, bud, device=device, seed=seed)
-            hist = fit(method, train_set, bud, seed=seed, device=device, progress=progress)
-            row.update(train_seconds=hist.seconds, steps=hist.steps, step_ms=hist.step_ms,
-                       params=sum(p.numel() for p in method.parameters()),
-                       note=f"trained on {method.requires!r} data")
+            if cls.per_image:
+                if bud.name == "smoke" and hasattr(method, "iterations"):
+                    method.iterations = int(bud.steps)
+                iters = getattr(method, "iterations", None)
+                row.update(params=sum(p.numel() for p in method.parameters()),
+                           note=f"fitted to each test image for a fixed {iters} iterations (its early "
+                                f"stop would need the clean image); no training set, --budget does not "
+                                f"apply; test s = fitting time")
+                method.to(device)
+            else:
+                key = methods.training_key(name)
+                if key in trained:
+                    first, state, stats = trained[key]
+                    method.load_state_dict(state)
+                    method.to(device)
+                    row.update(stats, note=f"same trained network as {first} (differs only at inference)")
+                else:
+                    train_set = _training_set(method, train_imgs, model, seed)
+                    if ref is None:
+                        ref = _n2c_reference(channels, train_imgs, model, bud, device, seed)
+                    row["bare_step_ms"] = bare_step_ms(method, train_set, bud, device=device, seed=seed)
+                    row["step_gflops"] = step_flops(method.cpu(), train_set, bud, seed=seed) / 1e9
+                    hist = fit(method, train_set, bud, seed=seed, device=device, progress=progress)
+                    row.update(train_seconds=hist.seconds, steps=hist.steps, step_ms=hist.step_ms,
+                               params=sum(p.numel() for p in method.parameters()),
+                               flops_vs_n2c=row["step_gflops"] / ref["step_gflops"],
+                               time_vs_n2c=row["bare_step_ms"] / ref["bare_step_ms"],
+                               cost_note=cls.cost_note,
+                               note=f"trained on {_data_note(method)}")
+                    stats = {k: row[k] for k in ("train_seconds", "steps", "step_ms", "params", "bare_step_ms",
+                                                 "step_gflops", "flops_vs_n2c", "time_vs_n2c", "cost_note")}
+                    trained[key] = (name, {k: v.detach().clone() for k, v in method.state_dict().items()}, stats)
             fn = method.denoise
         row["psnr"], row["ssim"], row["test_seconds"] = _evaluate(fn, noisy, clean)
         results.append(row)
@@ -114,18 +141,58 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
     return {"config": config, "results": results}
 
 
+def _training_set(method, images, model, seed: int) -> data.TrainingSet:
+    """The fixed training set a method may see (COURSE.md §3): one noisy draw ("single"),
+    two independent draws of each still image or two misaligned noisy frames of a moving
+    scene ("pairs", by the method's ``pair_source``), or a draw and its clean image ("clean")."""
+    if method.requires == "pairs" and method.pair_source == "moving":
+        from .motion import misaligned_pairs
+        return misaligned_pairs(images, model, seed=seed)
+    return data.TrainingSet.from_clean(images, model, kind=method.requires, seed=seed)
+
+
+def _data_note(method) -> str:
+    if method.requires == "pairs" and method.pair_source == "moving":
+        return "misaligned noisy frame pairs generated from the training images (denoise_lib.motion)"
+    return {"single": "one fixed noisy draw per image", "pairs": "two independent noisy draws per image",
+            "clean": "noisy draws and their clean images"}[method.requires]
+
+
+def _n2c_reference(channels, images, model, bud, device, seed) -> dict:
+    """N2C's bare step time and FLOP count on the default U-Net: the unit of the cost ratios."""
+    torch.manual_seed(seed)
+    ref = methods.build("n2c", channels=channels)
+    ts = data.TrainingSet.from_clean(images, model, kind="clean", seed=seed)
+    return {"step_gflops": step_flops(ref, ts, bud, seed=seed) / 1e9,
+            "bare_step_ms": bare_step_ms(ref, ts, bud, device=device, seed=seed)}
+
+
 def _format_row(r: dict) -> str:
     step = "" if r.get("step_ms") is None else f"{r['step_ms']:.0f}"
     bare = "" if r.get("bare_step_ms") is None else f"{r['bare_step_ms']:.0f}"
-    return (f"{r['method']:<14}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{r['train_seconds']:>9.1f}"
-            f"{r['steps']:>7}{step:>9}{bare:>9}{r.get('test_seconds', 0):>8.1f}  {r.get('note', '')}")
+    fx = "" if r.get("flops_vs_n2c") is None else f"{r['flops_vs_n2c']:.2f}"
+    tx = "" if r.get("time_vs_n2c") is None else f"{r['time_vs_n2c']:.2f}"
+    return (f"{r['method']:<16}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{r['train_seconds']:>9.1f}"
+            f"{r['steps']:>7}{step:>9}{bare:>9}{fx:>7}{tx:>7}{r.get('test_seconds', 0):>8.1f}  {r.get('note', '')}")
+
+
+HEADER = (f"{'method':<16}{'PSNR':>8}{'SSIM':>8}{'train s':>9}{'steps':>7}{'step ms':>9}"
+          f"{'bare ms':>9}{'flop×':>7}{'time×':>7}{'test s':>8}  note")
 
 
 def table(result: dict) -> str:
     """The result as a fixed-width text table."""
-    head = (f"{'method':<14}{'PSNR':>8}{'SSIM':>8}{'train s':>9}{'steps':>7}{'step ms':>9}"
-            f"{'bare ms':>9}{'test s':>8}  note")
-    return "\n".join([head, "-" * len(head)] + [_format_row(r) for r in result["results"]])
+    lines = [HEADER, "-" * len(HEADER)] + [_format_row(r) for r in result["results"]]
+    return "\n".join(lines + _cost_lines(result["results"]))
+
+
+def _cost_lines(rows: list[dict]) -> list[str]:
+    """The footnote explaining each learned method's expected cost against N2C."""
+    notes = [f"  {r['method']}: {r['cost_note']}" for r in rows if r.get("cost_note")]
+    if not notes:
+        return []
+    return ["", "flop× = counted FLOPs of one training step / N2C's on the same U-Net; time× = measured "
+            "bare step time / N2C's. Expected cost:"] + notes
 
 
 def _finite(o):
@@ -158,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     try:
-        print(f"{'method':<14}{'PSNR':>8}{'SSIM':>8}{'train s':>9}{'steps':>7}{'step ms':>9}"
-              f"{'bare ms':>9}{'test s':>8}  note", flush=True)
+        print(HEADER, flush=True)
         res = run(a.methods, a.train, a.test, a.noise, a.budget, seed=a.seed, draws=a.draws,
                   train_limit=a.train_limit, test_limit=a.test_limit, device=a.device,
                   progress=not a.no_progress, log=lambda s: print(s, flush=True))
@@ -167,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cfg = res["config"]
+    print("\n".join(_cost_lines(res["results"])))
     print(f"\n{cfg['noise']}, train {cfg['train']} ({cfg['train_images']} images), test {cfg['test']} "
           f"({cfg['test_images']} images × {cfg['draws']} noise draws), budget {cfg['budget']}, "
           f"device {cfg['device']}")

@@ -32,7 +32,7 @@ from .data import PatchSampler, TrainingSet
 if TYPE_CHECKING:  # only for annotations: the loop does not depend on the methods package
     from .methods.base import Method
 
-__all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "BUDGET_ENV"]
+__all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "step_flops", "BUDGET_ENV"]
 
 BUDGET_ENV = "DENOISE_BUDGET"
 
@@ -315,3 +315,42 @@ def bare_step_ms(method: "Method", data: TrainingSet, budget: "Budget | str | fl
     torch.set_rng_state(rng)
     method.train(was_training)
     return 1000 * sum(times) / len(times)
+
+
+def step_flops(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
+               seed: int = 0) -> int:
+    """Floating-point operations of one training step (loss forward + backward), counted.
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one batch of the
+    budget's size on the CPU: convolutions and matrix products (2 FLOPs per
+    multiply-add), which dominate every network of this library; element-wise
+    operations and the optimiser update are not counted. The harness divides it by
+    N2C's count on the same U-Net to give the *expected* cost ratio of a method,
+    against which its measured ``step_ms`` ratio is read. Weights and the global RNG
+    are restored afterwards.
+
+    Returns:
+        the FLOP count (int).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    budget = Budget.resolve(budget, torch.device("cpu"))
+    data = data.for_method(method.requires)
+    device = next(iter(method.parameters()), torch.empty(0)).device
+    saved = {k: v.clone() for k, v in method.state_dict().items()}
+    rng = torch.get_rng_state()
+    torch.manual_seed(seed)
+    batch = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed, device=device)()
+    was_training = method.training
+    method.train()
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            loss, _ = method.loss(batch)
+            loss.backward()
+    finally:
+        method.zero_grad(set_to_none=True)
+        method.load_state_dict(saved)
+        torch.set_rng_state(rng)
+        method.train(was_training)
+    return int(counter.get_total_flops())

@@ -91,3 +91,38 @@ def test_other_noise_models_run(tmp_path, noise):
     assert math.isfinite(noisy["psnr"]) and math.isfinite(tv["psnr"])
     assert tv["note"].startswith("σ estimated")
     assert tv["psnr"] > noisy["psnr"]
+
+
+@pytest.fixture(scope="module")
+def laine_pair(tmp_path_factory):
+    """laine19-mu and laine19-pme differ only at inference: the harness trains once."""
+    import numpy as np
+    from skimage import io
+
+    from imagehelpers import smooth_images
+    folder = tmp_path_factory.mktemp("imgs")
+    for i, x in enumerate(smooth_images(3, size=(40, 52), seed=3)):
+        io.imsave(folder / f"im{i}.png", (x[0, 0].numpy() * 255).round().astype(np.uint8), check_contrast=False)
+    out = tmp_path_factory.mktemp("bench") / "r.json"
+    code = bench.main(["--methods", "n2c", "laine19-mu", "laine19-pme", "noise2same", "--train", str(folder),
+                       "--test", str(folder), "--budget", "smoke", "--json", str(out), "--no-progress"])
+    assert code == 0
+    return {r["method"]: r for r in strict_json(out.read_text())["results"]}
+
+
+def test_names_differing_only_at_inference_share_one_training_run(laine_pair):
+    mu, pme = laine_pair["laine19-mu"], laine_pair["laine19-pme"]
+    for k in ("train_seconds", "steps", "step_ms", "bare_step_ms", "params"):
+        assert mu[k] == pme[k], k
+    assert "same trained network as laine19-mu" in pme["note"]
+    assert "same trained network" not in mu["note"]
+    assert mu["psnr"] != pme["psnr"]           # the same weights, two different estimates
+
+
+def test_cost_ratios_are_counted_against_n2c(laine_pair):
+    n2c, lai, n2s = laine_pair["n2c"], laine_pair["laine19-mu"], laine_pair["noise2same"]
+    assert n2c["flops_vs_n2c"] == pytest.approx(1.0)
+    assert n2s["flops_vs_n2c"] == pytest.approx(2.0, rel=0.01)      # two passes of the same U-Net
+    assert 5 < lai["flops_vs_n2c"] < 9                               # 4 branches × ≈1.5 + the 1×1 head
+    assert "7×" in lai["cost_note"] and "2×" in n2s["cost_note"]
+    assert all(r["time_vs_n2c"] > 0 for r in laine_pair.values())

@@ -418,3 +418,14 @@ def test_default_depth_follows_the_training_patch_size():
     assert methods.build("laine19-pme", channels=3, noise="gaussian:25").net.depth == 5
     assert methods.build("laine19-l2", channels=1, patch_size=64, depth=4).net.depth == 4  # explicit wins
     assert type(methods.build("n2c", channels=1, patch_size=64).net).__name__ == "UNet"    # hint ignored
+
+
+def test_sigma_scale_multiplies_beta_and_must_be_positive():
+    m = Laine19(Laine19.default_net(1, features=4, depth=2), sigma_mode="global", sigma_scale=10.0)
+    with torch.no_grad():
+        m.sigma_param.fill_(0.2)
+    want = torch.nn.functional.softplus(torch.tensor(10 * 0.2 - 4.0, dtype=F64)) + 1e-3
+    assert torch.allclose(m.sigma(torch.rand(1, 1, 8, 8)), want.expand(1))
+    with pytest.raises(ValueError, match="sigma_scale"):
+        Laine19(Laine19.default_net(1, features=4, depth=2), sigma_mode="global", sigma_scale=0.0)
+

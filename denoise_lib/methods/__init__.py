@@ -15,7 +15,7 @@ import inspect
 
 from .base import Batch, Method
 
-__all__ = ["Batch", "Method", "REGISTRY", "build", "available"]
+__all__ = ["Batch", "Method", "REGISTRY", "build", "available", "method_class", "training_key"]
 
 #: name → (module in this package, class, constructor keyword arguments).
 #: One module per method; several names may share a class with different settings.
@@ -33,6 +33,17 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     "laine19-pme": ("laine19", "Laine19", {"mode": "full", "output": "pme"}),
     "laine19-percomp": ("laine19", "Laine19", {"mode": "per-component", "output": "pme"}),
     "laine19-l2": ("laine19", "Laine19", {"mode": "l2", "output": "mu"}),
+    # Neighbor2Neighbor (Huang et al. 2021): random neighbour sub-sampler, γ ramped 0 → 2.
+    "nb2nb": ("nb2nb", "Neighbor2Neighbor", {}),
+    "nb2nb-fixed": ("nb2nb", "Neighbor2Neighbor", {"sampler": "fixed"}),
+    # Self2Align (Wang et al. 2022): trains on misaligned pairs of noisy frames (pair_source "moving").
+    "self2align": ("self2align", "Self2Align", {}),
+    # SVID (Lin et al. 2021): self-verification with a stop-gradient target.
+    "svid": ("svid", "SVID", {}),
+    "svid-nostopgrad": ("svid", "SVID", {"stop_gradient": False}),
+    # Deep Image Prior: fitted per test image (per_image = True), fixed iteration count.
+    "dip": ("dip", "DeepImagePrior", {"input": "noise"}),
+    "dip-y": ("dip", "DeepImagePrior", {"input": "noisy"}),
 }
 
 
@@ -51,6 +62,19 @@ def method_class(name: str) -> type[Method]:
         raise KeyError(f"unknown method {name!r}; available: {', '.join(available())}")
     module, cls, _ = REGISTRY[name]
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def training_key(name: str) -> tuple:
+    """What determines the training run of ``name``: its module, class and the constructor
+    settings other than the class's ``inference_kwargs``. Two names with the same key train
+    the same network the same way (e.g. ``laine19-mu`` and ``laine19-pme``).
+
+    Raises:
+        KeyError: unknown name.
+    """
+    cls = method_class(name)
+    module, clsname, kw = REGISTRY[name]
+    return (module, clsname, tuple(sorted((k, repr(v)) for k, v in kw.items() if k not in cls.inference_kwargs)))
 
 
 def build(name: str, channels: int = 1, *, noise=None, patch_size: int | None = None, **kwargs) -> Method:

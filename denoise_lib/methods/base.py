@@ -41,6 +41,20 @@ class Method(nn.Module):
 
     name: ClassVar[str] = "method"
     requires: ClassVar[str] = "single"
+    #: For ``requires == "pairs"``: where the pairs come from. ``"independent"`` — two
+    #: independent noisy draws of the same still image (Noise2Noise); ``"moving"`` —
+    #: two noisy frames of a moving scene, misaligned (Self2Align; built by
+    #: :mod:`denoise_lib.motion`).
+    pair_source: ClassVar[str] = "independent"
+    #: True for methods fitted to each test image at inference (Deep Image Prior): they
+    #: have no training set, and their fitting time counts per test image.
+    per_image: ClassVar[bool] = False
+    #: Constructor arguments that change only inference, not training (e.g. Laine19's
+    #: ``output``): the harness trains once for registry names that differ only in these.
+    inference_kwargs: ClassVar[tuple[str, ...]] = ()
+    #: One line on the expected cost of a training step relative to Noise2Clean on the same
+    #: network, printed by the harness next to the counted and measured ratios.
+    cost_note: ClassVar[str] = "one forward/backward pass: 1× N2C"
 
     def __init__(self, net: nn.Module):
         super().__init__()

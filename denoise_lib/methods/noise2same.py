@@ -84,6 +84,7 @@ class Noise2Same(Method):
 
     name = "noise2same"
     requires = "single"
+    cost_note = "two forward/backward passes of the same network (y and the masked y): 2× N2C"
 
     def __init__(self, net, lambda_inv: float | str = 2.0, fraction: float = 0.005,
                  replacement: str = "gaussian", sigma_r: float = 0.2,
