@@ -238,10 +238,12 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
     try:
         while not budget.done(step, elapsed) and (until is None or step < until):
             t0 = time.perf_counter()
-            lr = budget.lr_at(budget.progress(step, elapsed))
+            frac = budget.progress(step, elapsed)
+            lr = budget.lr_at(frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             batch = sampler(step)
+            batch.progress = frac
             loss, logs = method.loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -214,3 +214,15 @@ def test_bare_step_ms_restores_the_weights_and_global_rng():
     assert torch.equal(torch.get_rng_state(), rng)
     after = m.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_batches_carry_the_step_and_the_budget_progress():
+    seen = []
+
+    class Recorder(Noise2Noise):
+        def loss(self, batch):
+            seen.append((batch.step, batch.progress))
+            return super().loss(batch)
+
+    fit(make_method(Recorder), training_set("pairs"), TINY.replace(steps=4), device="cpu", progress=False)
+    assert seen == [(0, 0.0), (1, 0.25), (2, 0.5), (3, 0.75)]

@@ -141,12 +141,17 @@ class Batch:
             (``requires == "pairs"``), else None.
         clean: the clean patch ``x`` (``requires == "clean"`` only), else None.
         step: the global training step (for schedules such as ramped weights).
+        progress: the fraction of the training budget used before this step, in [0, 1]
+            (set by :func:`denoise_lib.train.fit`, by steps or by time, whichever is
+            further; None outside the loop). Schedules that span the whole training,
+            such as Neighbor2Neighbor's γ ramp, use it.
     """
 
     noisy: torch.Tensor
     target: torch.Tensor | None = None
     clean: torch.Tensor | None = None
     step: int = 0
+    progress: float | None = None
 
 
 def _generator(seed: int, index: int = 0) -> torch.Generator:
