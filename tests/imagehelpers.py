@@ -50,3 +50,25 @@ def smooth_images(n: int, size=(48, 48), channels: int = 1, seed: int = 0) -> li
         img = 0.5 + 0.4 * img / np.abs(img).max()
         out.append(torch.from_numpy(img.astype(np.float32))[None])
     return out
+
+
+class Spy(torch.nn.Module):
+    """Wraps a network and records its inputs and outputs (outputs keep their gradients).
+
+    Inputs are stored as detached copies unless ``detach_inputs=False`` (then as given, so
+    a test can ask whether they carry a graph).
+    """
+
+    def __init__(self, net, *, detach_inputs: bool = True):
+        super().__init__()
+        self.net, self.in_channels = net, net.in_channels
+        self.detach_inputs = detach_inputs
+        self.inputs, self.outputs = [], []
+
+    def forward(self, x):
+        out = self.net(x)
+        if out.requires_grad:
+            out.retain_grad()
+        self.inputs.append(x.detach().clone() if self.detach_inputs else x)
+        self.outputs.append(out)
+        return out

@@ -6,7 +6,7 @@ import torch
 from scipy import stats
 from torch.nn import functional as F
 
-from imagehelpers import smooth_images
+from imagehelpers import Spy, smooth_images
 from denoise_lib import methods, subsample
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods import Batch
@@ -170,21 +170,6 @@ def test_subpixel_shift():
 
 
 # ----------------------------------------------------------------------------- the method
-
-class Spy(torch.nn.Module):
-    """Wraps a network and records its inputs and outputs."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net, self.in_channels = net, net.in_channels
-        self.inputs, self.outputs = [], []
-
-    def forward(self, x):
-        out = self.net(x)
-        self.inputs.append(x.detach().clone())
-        self.outputs.append(out)
-        return out
-
 
 def make(**kw):
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from imagehelpers import smooth_images
+from imagehelpers import Spy, smooth_images
 from denoise_lib import masks, methods
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods import Batch
@@ -17,23 +17,6 @@ from denoise_lib.train import Budget, fit
 
 TINY = Budget("custom", steps=3, seconds=None, batch_size=2, patch_size=32, lr=1e-3)
 SIGMA = 25 / 255
-
-
-class Spy(torch.nn.Module):
-    """Wraps a network and keeps its outputs (with retained gradients) and inputs."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net, self.in_channels = net, net.in_channels
-        self.inputs, self.outputs = [], []
-
-    def forward(self, x):
-        out = self.net(x)
-        if out.requires_grad:
-            out.retain_grad()
-        self.inputs.append(x.detach().clone())
-        self.outputs.append(out)
-        return out
 
 
 def make(**kw):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from imagehelpers import smooth_images
+from imagehelpers import Spy, smooth_images
 from denoise_lib import methods
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods import Batch
@@ -20,26 +20,9 @@ TINY = Budget("custom", steps=3, seconds=None, batch_size=2, patch_size=32, lr=1
 SIGMA = 25 / 255
 
 
-class Spy(torch.nn.Module):
-    """Wraps a network; keeps its inputs and outputs (outputs with retained gradients)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net, self.in_channels = net, net.in_channels
-        self.inputs, self.outputs = [], []
-
-    def forward(self, x):
-        out = self.net(x)
-        if out.requires_grad:
-            out.retain_grad()
-        self.inputs.append(x)
-        self.outputs.append(out)
-        return out
-
-
 def make(channels=1, **kw):
     torch.manual_seed(0)
-    return SVID(Spy(UNet(channels, features=8, depth=2)), **kw)
+    return SVID(Spy(UNet(channels, features=8, depth=2), detach_inputs=False), **kw)
 
 
 def noisy_batch(seed=1, b=2, c=1, h=32, w=32):
