@@ -187,6 +187,10 @@ class Self2Align(Method):
     name = "self2align"
     requires = "pairs"
     pair_source = "moving"
+    cost_note = ("one N2N forward/backward of the denoiser, plus a forward/backward of the small alignment "
+                 "network, the warp and the SSIM map of the sampler: ≈ 1.1× N2C in FLOPs; 1.2–1.7× in "
+                 "time on a CPU (the attention, warp and SSIM are memory-bound), and generating the moving "
+                 "pairs adds to the loop's step")
 
     def __init__(self, net: nn.Module, *, align: bool = True, sampler: bool = True,
                  align_net: nn.Module | None = None, align_features: int = 16,
