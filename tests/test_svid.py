@@ -222,7 +222,6 @@ def test_trains_with_the_course_loop():
         assert m.name == name
 
 
-
 def test_stop_gradient_decides_collapse_from_an_image_like_start():
     """Their Fig. 9 from an image-like start, as in section 3(b) of the Part 7 notebook.
 
