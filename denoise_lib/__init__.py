@@ -5,11 +5,14 @@ Conventions (used by every module): images are ``torch.float32`` tensors in
 (σ = 25 on the 0–255 scale is ``25/255``). Notation: ``y`` noisy, ``x`` clean,
 ``n`` noise, ``f_θ`` the network.
 
-Modules: :mod:`.image` (conversion, validation), :mod:`.noise`, :mod:`.data`,
-:mod:`.metrics`, :mod:`.models` (networks), :mod:`.methods` (one file per method,
-one interface), :mod:`.train` (the training loop), :mod:`.classical` (BM3D, NLM,
-TV), :mod:`.bench` (comparison harness), :mod:`.course` (notebook settings and
-notebook checks).
+Core modules: :mod:`.image` (conversion, validation), :mod:`.noise`, :mod:`.data`
+(registry, training sets, patches, simulated moving frames), :mod:`.ops` (warping,
+smoothing, local SSIM), :mod:`.masks` and :mod:`.subsample` (the masking and
+sub-sampling operators of the methods), :mod:`.metrics`, :mod:`.models` (networks),
+:mod:`.methods` (one file per method, one interface), :mod:`.train` (the training loop),
+:mod:`.classical` (BM3D, NLM, TV) and :mod:`.bench` (comparison harness).
+:mod:`.course` holds what only the course needs: notebook settings and checks,
+theorem checks, measurements and plots.
 """
 __version__ = "0.1.0"
 

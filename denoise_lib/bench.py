@@ -11,7 +11,7 @@ Command line (the contract later chapters keep)::
 * ``--noise``: ``gaussian:SIGMA255``, ``gaussian:LO-HI``, ``poisson:LAMBDA`` or ``speckle:V``.
 * ``--budget``: ``quick``, ``full``, ``smoke`` or seconds of training per learned method.
 
-Protocol (COURSE.md §3): the training noise is drawn once (fixed noisy training
+Protocol: the training noise is drawn once (fixed noisy training
 set, identical noisy inputs for every learned method; N2C also sees the clean
 images, N2N a second independent draw, self-supervised methods only the noisy
 draw). Test noise is drawn with fixed seeds, ``--draws`` times (default 2 for sets
@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -39,7 +41,7 @@ from . import classical, data, methods, metrics
 from .noise import Gaussian, parse_noise
 from .train import Budget, bare_step_ms, default_device, fit, step_flops
 
-__all__ = ["run", "main", "known_methods"]
+__all__ = ["run", "main", "known_methods", "table", "markdown"]
 
 
 def known_methods() -> list[str]:
@@ -62,13 +64,23 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
         device=None, progress: bool = True, log=print) -> dict:
     """Run the comparison and return the JSON-ready result dict (see the module docstring).
 
+    Every learned method is built before anything trains, so a method that cannot take
+    the noise or the data fails at once. Dispatch is on the method's type: a
+    :class:`~denoise_lib.methods.base.Method` trains once on its own
+    :meth:`~denoise_lib.methods.base.Method.training_set`; a
+    :class:`~denoise_lib.methods.base.PerImageMethod` is fitted to each test image.
+    torch's global RNG is neither read nor changed.
+
     Raises:
-        ValueError: unknown method name, bad noise spec or budget.
+        ValueError: unknown method name, bad noise spec, budget or ``draws``, or a method
+            that cannot be built for this noise.
         FileNotFoundError / DataError: data that cannot be found or verified.
     """
     unknown = [m for m in methods_ if m not in known_methods()]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(known_methods())}")
+    if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
+        raise ValueError(f"draws must be an integer ≥ 1, got {draws!r}")
     device = torch.device(device) if device is not None else default_device()
     model = parse_noise(noise)
     bud = Budget.resolve(budget, device)
@@ -77,16 +89,25 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
     if any(int(x.shape[1]) != channels for x in clean):
         clean = [x if x.shape[1] == 3 else x.expand(-1, 3, -1, -1) for x in clean]
         channels = 3
+    learned = {}
+    for name in methods_:
+        if name in methods.available():
+            try:
+                learned[name] = methods.build(name, channels=channels, noise=model, patch_size=bud.patch_size,
+                                              seed=seed)
+            except ValueError as e:
+                raise ValueError(f"{name} cannot run with noise {model.spec}: {e}") from e
     if draws is None:
         draws = 2 if len(clean) < 24 else 1
     noisy = [data.add_noise(clean, model, seed=10_000 + 97 * seed + d) for d in range(draws)]
-    need_train = [m for m in methods_ if m in methods.available()]
-    train_imgs = data.load(train, channels=channels, limit=train_limit) if need_train else []
+    train_imgs = data.load(train, channels=channels, limit=train_limit) \
+        if any(isinstance(m, methods.Method) for m in learned.values()) else []
     config = {"methods": list(methods_), "train": str(train), "test": str(test), "noise": model.spec,
               "budget": str(budget), "budget_resolved": {k: v for k, v in vars(bud).items()},
               "seed": seed, "draws": draws, "test_images": len(clean), "train_images": len(train_imgs),
               "channels": channels, "device": str(device), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "platform": platform.platform()}
+              "threads": torch.get_num_threads(), "platform": platform.platform(),
+              "load_average_at_start": _load_average(), "library": _library_version()}
     known_sigma = model.sigma_range[0] if isinstance(model, Gaussian) and \
         model.sigma_range[0] == model.sigma_range[1] else None
     results, trained, ref = [], {}, None
@@ -99,17 +120,14 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
             fn = lambda y, f=f: f(y, known_sigma)  # noqa: E731
             row["note"] = "σ known" if known_sigma is not None else "σ estimated per image (wavelet MAD)"
         else:
-            cls = methods.method_class(name)
-            torch.manual_seed(seed)
-            method = methods.build(name, channels=channels, noise=model, patch_size=bud.patch_size)
-            if cls.per_image:
+            method = learned[name]
+            if isinstance(method, methods.PerImageMethod):
                 if bud.name == "smoke" and hasattr(method, "iterations"):
                     method.iterations = int(bud.steps)
-                iters = getattr(method, "iterations", None)
                 row.update(params=sum(p.numel() for p in method.parameters()),
-                           note=f"fitted to each test image for a fixed {iters} iterations (its early "
-                                f"stop would need the clean image); no training set, --budget does not "
-                                f"apply; test s = fitting time")
+                           note=f"fitted to each test image for a fixed {getattr(method, 'iterations', '?')} "
+                                f"iterations (its early stop would need the clean image); no training set, "
+                                f"--budget does not apply; test s = fitting time")
                 method.to(device)
             else:
                 key = methods.training_key(name)
@@ -119,7 +137,7 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
                     method.to(device)
                     row.update(stats, note=f"same trained network as {first} (differs only at inference)")
                 else:
-                    train_set = _training_set(method, train_imgs, model, seed)
+                    train_set = type(method).training_set(train_imgs, model, seed=seed)
                     if ref is None:
                         ref = _n2c_reference(channels, train_imgs, model, bud, device, seed)
                     row["bare_step_ms"] = bare_step_ms(method, train_set, bud, device=device, seed=seed)
@@ -129,8 +147,8 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
                                params=sum(p.numel() for p in method.parameters()),
                                flops_vs_n2c=row["step_gflops"] / ref["step_gflops"],
                                time_vs_n2c=row["bare_step_ms"] / ref["bare_step_ms"],
-                               cost_note=cls.cost_note,
-                               note=f"trained on {_data_note(method)}")
+                               cost_note=method.cost_note,
+                               note=f"trained on {method.describe_data()}")
                     stats = {k: row[k] for k in ("train_seconds", "steps", "step_ms", "params", "bare_step_ms",
                                                  "step_gflops", "flops_vs_n2c", "time_vs_n2c", "cost_note")}
                     trained[key] = (name, {k: v.detach().clone() for k, v in method.state_dict().items()}, stats)
@@ -141,28 +159,37 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
     return {"config": config, "results": results}
 
 
-def _training_set(method, images, model, seed: int) -> data.TrainingSet:
-    """The fixed training set a method may see (COURSE.md §3): one noisy draw ("single"),
-    two independent draws of each still image or two misaligned noisy frames of a moving
-    scene ("pairs", by the method's ``pair_source``), or a draw and its clean image ("clean")."""
-    if method.requires == "pairs" and method.pair_source == "moving":
-        from .motion import misaligned_pairs
-        return misaligned_pairs(images, model, seed=seed)
-    return data.TrainingSet.from_clean(images, model, kind=method.requires, seed=seed)
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (how quiet the machine was), where the OS has them."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
-def _data_note(method) -> str:
-    if method.requires == "pairs" and method.pair_source == "moving":
-        return "misaligned noisy frame pairs generated from the training images (denoise_lib.motion)"
-    return {"single": "one fixed noisy draw per image", "pairs": "two independent noisy draws per image",
-            "clean": "noisy draws and their clean images"}[method.requires]
+def _library_version() -> dict:
+    """The library version and, in a git checkout, the commit and whether the tree was clean."""
+    from pathlib import Path
+
+    from . import __version__
+
+    out = {"version": __version__}
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                       timeout=10).stdout.strip() or None
+        status = subprocess.run(["git", "status", "--porcelain", "--", "denoise_lib"], cwd=root,
+                                capture_output=True, text=True, timeout=10).stdout
+        out["library_modified"] = bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 def _n2c_reference(channels, images, model, bud, device, seed) -> dict:
     """N2C's bare step time and FLOP count on the default U-Net: the unit of the cost ratios."""
-    torch.manual_seed(seed)
-    ref = methods.build("n2c", channels=channels)
-    ts = data.TrainingSet.from_clean(images, model, kind="clean", seed=seed)
+    ref = methods.build("n2c", channels=channels, seed=seed)
+    ts = ref.training_set(images, model, seed=seed)
     return {"step_gflops": step_flops(ref, ts, bud, seed=seed) / 1e9,
             "bare_step_ms": bare_step_ms(ref, ts, bud, device=device, seed=seed)}
 
@@ -184,6 +211,26 @@ def table(result: dict) -> str:
     """The result as a fixed-width text table."""
     lines = [HEADER, "-" * len(HEADER)] + [_format_row(r) for r in result["results"]]
     return "\n".join(lines + _cost_lines(result["results"]))
+
+
+def markdown(result: dict) -> str:
+    """The result as a Markdown table (as pasted into the README), with its run line."""
+    cfg = result["config"]
+    lines = ["| method | PSNR (dB) | SSIM | steps | train s | step ms | flop× | time× | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["results"]:
+        num = lambda k, f: "" if r.get(k) is None else format(r[k], f)  # noqa: E731
+        steps = r["steps"] or ""
+        lines.append(f"| {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {steps} | "
+                     f"{num('train_seconds', '.0f') if r['steps'] else ''} | {num('step_ms', '.0f')} | "
+                     f"{num('flops_vs_n2c', '.2f')} | {num('time_vs_n2c', '.2f')} | {r.get('note', '')} |")
+    load = cfg.get("load_average_at_start")
+    lines.append("")
+    lines.append(f"{cfg['noise']}, trained on {cfg['train']} ({cfg['train_images']} images), tested on "
+                 f"{cfg['test']} ({cfg['test_images']} images × {cfg['draws']} noise draws), budget "
+                 f"{cfg['budget']}, device {cfg['device']}, {cfg['threads']} threads, torch {cfg['torch']}"
+                 + (f", load average at the start {load[0]:.2f}" if load else "") + ".")
+    return "\n".join(lines)
 
 
 def _cost_lines(rows: list[dict]) -> list[str]:
@@ -223,7 +270,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--markdown", metavar="JSON", default=None,
+                   help="print the Markdown table of a saved result and exit (no run)")
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--markdown" in argv:  # rendering a saved result needs no other argument
+        i = argv.index("--markdown")
+        if i + 1 >= len(argv):
+            p.error("--markdown needs a JSON file")
+        with open(argv[i + 1]) as f:
+            print(markdown(json.load(f)))
+        return 0
     a = p.parse_args(argv)
+    if a.json:  # fail now, not after the whole run
+        from pathlib import Path
+        target = Path(a.json)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() or not os.access(target.parent, os.W_OK):
+                raise OSError("not a writable file path")
+        except OSError as e:
+            print(f"error: cannot write --json {a.json}: {e}", file=sys.stderr)
+            return 2
     try:
         print(HEADER, flush=True)
         res = run(a.methods, a.train, a.test, a.noise, a.budget, seed=a.seed, draws=a.draws,

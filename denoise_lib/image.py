@@ -57,7 +57,7 @@ def as_image(img, *, channels: int | None = None, allow_range: bool = False,
             RGB → gray with ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B).
         allow_range: floating-point values outside [0, 1] raise unless this is
             True (noisy images legitimately leave the range: Gaussian noise is
-            never clipped before the network, see COURSE.md §3).
+            never clipped before the network).
         device: target device; default keeps a tensor's device (CPU for NumPy).
 
     Returns:

@@ -1,8 +1,9 @@
 """Masking for the self-supervised methods: which pixels to hide, and what to put there.
 
 Every masked ("blind-spot") method of the library takes its masks from this module:
-Noise2Void, Noise2Self, Noise2Same and the J-invariance tools of
-:mod:`denoise_lib.invariance`. Book: Part 2, "J-invariance".
+Noise2Void, Noise2Self, Noise2Same, the J-invariant inference of
+:mod:`denoise_lib.invariance` and the course measures of
+:mod:`denoise_lib.course.jinvariance`. Book: Part 2, "J-invariance".
 
 Conventions
 -----------
@@ -13,10 +14,15 @@ Conventions
   image. In the book's notation (:doc:`../book/00_notation`) the set of masked entries
   is :math:`J` and the masked image is :math:`y_{J^c}`.
 * Masks are built **from coordinates**, never by comparing pixel values, so a
-  constant image is masked like any other (COURSE.md §4).
-* Every random draw comes from an optional ``torch.Generator`` (else the global
-  RNG, which :func:`denoise_lib.train.fit` seeds and checkpoints). Random numbers are
-  drawn on the generator's device and moved to the image's device.
+  constant image is masked like any other.
+* Every random draw comes from the ``generator`` argument (a ``torch.Generator``, in
+  training ``batch.generator``), never from torch's global RNG; the functions that
+  draw raise ``TypeError`` without one. Random numbers are drawn on the generator's
+  device and moved to the image's device.
+* Everything used in a training step (:func:`stratified_mask`, :func:`replace` and
+  its strategies, :func:`mask_batch`, :func:`masked_mse`) is computed densely, with
+  no host round trip and no data-dependent shape (no ``nonzero``, no boolean
+  indexing), so it runs asynchronously on an accelerator.
 
 Sampling: :func:`stratified_mask` (the "stratified sampling" of Noise2Void,
 Krull et al. 2019, Sec. 3 and its code; called "saturate sampling" in Noise2Same §3.1).
@@ -68,8 +74,11 @@ __all__ = ["stratified_mask", "stratified_coords", "cell_size", "grid_mask", "re
            "masked_mean", "masked_mse"]
 
 
-def _gen_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
-    return generator.device if generator is not None else fallback
+def _check_generator(generator, fn: str) -> torch.Generator:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"{fn} draws random numbers: pass generator=torch.Generator(...) "
+                        f"(in a loss, batch.generator), got {type(generator).__name__}")
+    return generator
 
 
 def _check_image(y: torch.Tensor, name: str = "y") -> None:
@@ -105,36 +114,7 @@ def cell_size(fraction: float) -> int:
     return max(2, int(round(1 / math.sqrt(fraction))))
 
 
-def stratified_mask(shape, fraction: float, *, generator: torch.Generator | None = None,
-                    device: torch.device | str | None = None) -> torch.Tensor:
-    """Stratified random mask: one uniformly placed pixel in every ``s×s`` cell.
-
-    The image plane is tiled by cells of side ``s = cell_size(fraction)`` starting at
-    the top-left corner; each cell gets one pixel at a uniform random offset in
-    ``[0, s)²``, independently per cell and per sample. Where ``H`` or ``W`` is not a
-    multiple of ``s``, the cells at the bottom/right border are partial; a draw that
-    falls outside the image is dropped (as in Noise2Void's and Noise2Same's code), so
-    every pixel is masked with the same probability ``1/s²`` and all coordinates are
-    inside the image. A sample whose draws all fell outside (an image smaller than a
-    cell) gets one uniformly chosen pixel instead: a mask is never empty.
-
-    Source: Noise2Void (Krull et al. 2019), Sec. 3, "stratified sampling"; Noise2Same
-    (Xie et al. 2020), Sec. 3.1 ("saturate sampling").
-
-    Args:
-        shape: ``(B, C, H, W)`` or ``(B, H, W)`` (the channel count is ignored).
-        fraction: target fraction of masked pixels in (0, 1/4]; realised ``1/s²``.
-        generator: source of randomness (default: the global RNG).
-        device: device of the returned mask (default: the generator's, else CPU).
-
-    Returns:
-        boolean tensor of shape ``(B, 1, H, W)``; at most one True per cell, exactly one
-        per complete cell, at least one per sample.
-
-    Raises:
-        ValueError: bad ``fraction`` (see :func:`cell_size`) or a shape with a
-            non-positive size.
-    """
+def _bhw(shape) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in shape)
     if len(shape) == 4:
         b, _, h, w = shape
@@ -144,31 +124,69 @@ def stratified_mask(shape, fraction: float, *, generator: torch.Generator | None
         raise ValueError(f"shape must be (B, C, H, W) or (B, H, W), got {shape}")
     if min(b, h, w) < 1:
         raise ValueError(f"shape must have positive sizes, got {shape}")
+    return b, h, w
+
+
+def stratified_mask(shape, fraction: float, *, generator: torch.Generator,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """Stratified random mask: one uniformly placed pixel in every ``s×s`` cell.
+
+    The image plane is tiled by cells of side ``s = cell_size(fraction)`` starting at
+    the top-left corner; each cell gets one pixel at a uniform random offset in
+    ``[0, s)²``, independently per cell and per sample. Where ``H`` or ``W`` is not a
+    multiple of ``s``, the cells at the bottom/right border are partial; a draw that
+    falls outside the image is dropped (as in Noise2Void's and Noise2Same's code), so
+    every pixel is masked with the same probability ``1/s²`` and all coordinates are
+    inside the image. When ``H < s`` or ``W < s`` a sample may have no draw inside the
+    image; it then gets one uniformly chosen pixel instead: a mask is never empty.
+
+    Built densely (each pixel compares its offset in its cell with the cell's draw):
+    no host round trip, suitable for the training step.
+
+    Source: Noise2Void (Krull et al. 2019), Sec. 3, "stratified sampling"; Noise2Same
+    (Xie et al. 2020), Sec. 3.1 ("saturate sampling").
+
+    Args:
+        shape: ``(B, C, H, W)`` or ``(B, H, W)`` (the channel count is ignored).
+        fraction: target fraction of masked pixels in (0, 1/4]; realised ``1/s²``.
+        generator: source of randomness; the draws are made on its device.
+        device: device of the returned mask (default: the generator's).
+
+    Returns:
+        boolean tensor of shape ``(B, 1, H, W)``; at most one True per cell, exactly one
+        per complete cell, at least one per sample.
+
+    Raises:
+        ValueError: bad ``fraction`` (see :func:`cell_size`) or a shape with a
+            non-positive size. TypeError: no generator.
+    """
+    b, h, w = _bhw(shape)
     s = cell_size(fraction)
-    gdev = _gen_device(generator, torch.device("cpu"))
-    out_dev = torch.device(device) if device is not None else gdev
+    _check_generator(generator, "stratified_mask")
+    gdev = generator.device
     nh, nw = -(-h // s), -(-w // s)
-    off = torch.randint(0, s, (b, nh, nw, 2), generator=generator, device=gdev)
-    rows = torch.arange(nh, device=gdev).view(1, nh, 1) * s + off[..., 0]
-    cols = torch.arange(nw, device=gdev).view(1, 1, nw) * s + off[..., 1]
-    keep = (rows < h) & (cols < w)
-    bi = torch.arange(b, device=gdev).view(b, 1, 1).expand(b, nh, nw)
-    mask = torch.zeros((b, 1, h, w), dtype=torch.bool, device=gdev)
-    mask[bi[keep], 0, rows[keep], cols[keep]] = True
-    empty = ~mask.flatten(1).any(1)
-    if empty.any():  # an image smaller than one cell: one uniform pixel instead
-        idx = torch.nonzero(empty).flatten()
-        pos = torch.randint(0, h * w, (idx.numel(),), generator=generator, device=gdev)
-        mask[idx, 0, pos // w, pos % w] = True
-    return mask.to(out_dev)
+    off = torch.randint(0, s, (b, 2, nh, nw), generator=generator, device=gdev)
+    # the draw of each pixel's cell, expanded to the pixel grid (cropped at the border)
+    cell_r = off[:, 0].repeat_interleave(s, 1).repeat_interleave(s, 2)[:, :h, :w]
+    cell_c = off[:, 1].repeat_interleave(s, 1).repeat_interleave(s, 2)[:, :h, :w]
+    rows = torch.arange(h, device=gdev).view(1, h, 1) % s
+    cols = torch.arange(w, device=gdev).view(1, 1, w) % s
+    mask = ((cell_r == rows) & (cell_c == cols)).unsqueeze(1)
+    if h < s or w < s:  # no complete cell (a host-side shape test): a sample may be empty
+        pos = torch.randint(0, h * w, (b, 1), generator=generator, device=gdev)
+        single = (torch.arange(h * w, device=gdev).view(1, h * w) == pos).view(b, 1, h, w)
+        empty = ~mask.flatten(1).any(1).view(b, 1, 1, 1)
+        mask = torch.where(empty, single, mask)
+    return mask.to(device if device is not None else gdev)
 
 
-def stratified_coords(shape, fraction: float, *, generator: torch.Generator | None = None,
+def stratified_coords(shape, fraction: float, *, generator: torch.Generator,
                       device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The coordinates ``(b, i, j)`` (int64 tensors of equal length) of :func:`stratified_mask`.
 
     Same arguments, randomness and errors as :func:`stratified_mask`; sorted by
-    sample, then row, then column.
+    sample, then row, then column. The length depends on the draw (``torch.nonzero``),
+    so this synchronises with the device: for inspection, not for a training step.
     """
     m = stratified_mask(shape, fraction, generator=generator, device=device)
     b, _, i, j = torch.nonzero(m, as_tuple=True)
@@ -213,64 +231,76 @@ def _reflect(idx: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(idx >= n, period - idx, idx)
 
 
-def _neighbours(y: torch.Tensor, mask: torch.Tensor, radius: int):
-    """Candidate neighbours of every masked pixel.
+def _neighbourhood(mask: torch.Tensor, radius: int):
+    """The reflected neighbours of every pixel, and which may serve as sources.
 
-    Returns ``(b, i, j, ni, nj, usable)``: coordinates of the M masked pixels (M,), the
-    reflected coordinates of their K = (2r+1)²−1 neighbours (M, K), and which neighbours
-    may serve as sources (M, K): not the centre after reflection, and unmasked when the
-    pixel has at least one unmasked non-centre neighbour.
+    For the K = (2r+1)² − 1 offsets ``(di, dj) ≠ (0, 0)`` (row-major order):
+
+    Returns ``(rows, cols, usable)``: ``rows`` (K, H) and ``cols`` (K, W) int64, the
+    reflected row / column of each offset from each row / column; ``usable`` bool
+    (B, K, H, W): the neighbour is not the pixel itself after reflection, and is
+    unmasked whenever the pixel has at least one unmasked such neighbour.
     """
-    _, _, h, w = y.shape
+    b, _, h, w = mask.shape
     if h < 2 or w < 2:
-        raise ValueError(f"neighbour replacements need H, W ≥ 2, got an image of shape {tuple(y.shape)}")
-    b, _, i, j = torch.nonzero(mask, as_tuple=True)
-    r = torch.arange(-radius, radius + 1, device=y.device)
-    di, dj = torch.meshgrid(r, r, indexing="ij")
-    keep = (di != 0) | (dj != 0)
-    di, dj = di[keep], dj[keep]
-    ni = _reflect(i[:, None] + di[None], h)
-    nj = _reflect(j[:, None] + dj[None], w)
-    not_centre = (ni != i[:, None]) | (nj != j[:, None])
-    free = not_centre & ~mask[b[:, None], 0, ni, nj]
-    has_free = free.any(1, keepdim=True)
-    usable = torch.where(has_free, free, not_centre)
-    return b, i, j, ni, nj, usable
+        raise ValueError(f"neighbour replacements need H, W ≥ 2, got a mask of shape {tuple(mask.shape)}")
+    dev = mask.device
+    side = 2 * radius + 1
+    n = torch.arange(side * side - 1, device=dev)
+    n = n + (n >= side * side // 2).long()      # skip the centre offset (0, 0); made on the device
+    di, dj = n // side - radius, n % side - radius
+    i = torch.arange(h, device=dev)
+    j = torch.arange(w, device=dev)
+    rows = _reflect(i[None] + di[:, None], h)   # (K, H)
+    cols = _reflect(j[None] + dj[:, None], w)   # (K, W)
+    not_centre = ((rows != i)[:, :, None] | (cols != j)[:, None, :]).unsqueeze(0)   # (1, K, H, W)
+    m = mask[:, 0]
+    masked_nb = torch.stack([m[:, rows[k]][:, :, cols[k]] for k in range(rows.shape[0])], 1)
+    free = not_centre & ~masked_nb
+    usable = torch.where(free.any(1, keepdim=True), free, not_centre)
+    return rows, cols, usable
 
 
 def ups(y: torch.Tensor, mask: torch.Tensor, *, radius: int = 2,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+        generator: torch.Generator) -> torch.Tensor:
     """Uniform pixel selection (Noise2Void, Krull et al. 2019, Sec. 3), excluding the centre.
 
     Each masked pixel takes the value (all channels) of one neighbour chosen uniformly
-    among the ``(2·radius+1)² − 1`` pixels of its neighbourhood other than itself,
-    reflected at the border; neighbours that are masked themselves are not used (see
-    the module docstring). Noise2Void's first implementation could pick the centre,
-    which leaks the pixel into its own input (Noise2Same §3.2); this one never does.
+    among the ``(2·radius+1)² − 1`` offsets of its neighbourhood other than ``(0, 0)``,
+    reflected at the border (an offset that reflects back onto the pixel itself is not
+    used); neighbours that are masked themselves are not used either, unless all are
+    (see the module docstring). Noise2Void's first implementation could pick the
+    centre, which leaks the pixel into its own input (Noise2Same §3.2); this one never
+    does. Computed densely: one uniform draw per pixel (B·H·W numbers), no host round trip.
 
     Args:
         y: float (B, C, H, W) with H, W ≥ 2. mask: bool (B, 1, H, W).
         radius: r ≥ 1 (default 2: the 5×5 neighbourhood of Noise2Void).
-        generator: randomness (default: global RNG).
+        generator: source of randomness.
 
     Returns:
         tensor like ``y`` holding the replacement values at masked pixels and ``y`` elsewhere.
 
     Raises:
-        TypeError / ValueError: bad ``y``, ``mask`` or ``radius``; H or W < 2.
+        TypeError / ValueError: bad ``y``, ``mask``, ``radius`` or generator; H or W < 2.
     """
     _check_image(y)
     _check_mask(mask, y)
-    if not isinstance(radius, int) or radius < 1:
+    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 1:
         raise ValueError(f"radius must be an integer ≥ 1, got {radius!r}")
-    b, i, j, ni, nj, usable = _neighbours(y, mask, radius)
-    score = torch.rand(usable.shape, generator=generator, device=_gen_device(generator, y.device)).to(y.device)
-    pick = torch.where(usable, score, torch.full_like(score, -1.0)).argmax(1)
-    src_i = ni.gather(1, pick[:, None])[:, 0]
-    src_j = nj.gather(1, pick[:, None])[:, 0]
-    out = y.clone()
-    out[b, :, i, j] = y[b, :, src_i, src_j]
-    return out
+    _check_generator(generator, "ups")
+    b, c, h, w = y.shape
+    rows, cols, usable = _neighbourhood(mask, radius)
+    k = rows.shape[0]
+    count = usable.sum(1, keepdim=True)                                        # (B, 1, H, W), ≥ 1
+    u = torch.rand((b, 1, h, w), generator=generator, device=generator.device).to(y.device)
+    target = torch.minimum((u * count).long(), count - 1)                      # uniform in [0, count)
+    pick = ((usable.cumsum(1) == target + 1) & usable).to(torch.uint8).argmax(1, keepdim=True)
+    src_i = rows.view(1, k, h, 1).expand(b, k, h, w).gather(1, pick)
+    src_j = cols.view(1, k, 1, w).expand(b, k, h, w).gather(1, pick)
+    flat = (src_i * w + src_j).view(b, 1, h * w).expand(b, c, h * w)
+    vals = y.flatten(2).gather(2, flat).view_as(y)
+    return torch.where(mask, vals, y)
 
 
 def donut(y: torch.Tensor, mask: torch.Tensor, *, kernel_size: int = 3,
@@ -278,9 +308,10 @@ def donut(y: torch.Tensor, mask: torch.Tensor, *, kernel_size: int = 3,
     """Local mean excluding the centre (Noise2Self's "donut", Batson & Royer 2019; Noise2Same §5.1).
 
     Each masked pixel takes, channel by channel, the plain mean of the
-    ``kernel_size² − 1`` other pixels of its ``k×k`` neighbourhood (reflected at the
+    ``kernel_size² − 1`` other offsets of its ``k×k`` neighbourhood (reflected at the
     border); masked neighbours are left out of the mean (see the module docstring).
     Deterministic (``generator`` is accepted for a uniform interface and ignored).
+    Computed densely, with no host round trip.
 
     Args:
         y: float (B, C, H, W), H, W ≥ 2. mask: bool (B, 1, H, W).
@@ -296,16 +327,16 @@ def donut(y: torch.Tensor, mask: torch.Tensor, *, kernel_size: int = 3,
     _check_mask(mask, y)
     if not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer ≥ 3, got {kernel_size!r}")
-    b, i, j, ni, nj, usable = _neighbours(y, mask, kernel_size // 2)
-    vals = y[b[:, None], :, ni, nj]                       # (M, K, C)
-    wts = usable.to(y.dtype)[..., None]
-    out = y.clone()
-    out[b, :, i, j] = (vals * wts).sum(1) / wts.sum(1)
-    return out
+    rows, cols, usable = _neighbourhood(mask, kernel_size // 2)
+    wts = usable.to(y.dtype)
+    total = torch.zeros_like(y)
+    for k in range(rows.shape[0]):
+        total = total + wts[:, k:k + 1] * y[:, :, rows[k]][:, :, :, cols[k]]
+    return torch.where(mask, total / wts.sum(1, keepdim=True), y)
 
 
 def random_uniform(y: torch.Tensor, mask: torch.Tensor, *, low: float = 0.0, high: float = 1.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator) -> torch.Tensor:
     """Noise2Self's noise masking: i.i.d. ``U(low, high)`` values at masked entries.
 
     Default [0, 1], the range of the library's images (Noise2Same §5.1 describes
@@ -313,13 +344,14 @@ def random_uniform(y: torch.Tensor, mask: torch.Tensor, *, low: float = 0.0, hig
     Every channel of a masked pixel gets its own draw.
 
     Raises:
-        ValueError: ``low > high``.
+        ValueError: ``low > high``. TypeError: no generator.
     """
     _check_image(y)
     _check_mask(mask, y)
     if not low <= high:
         raise ValueError(f"need low ≤ high, got [{low}, {high}]")
-    u = torch.rand(y.shape, generator=generator, dtype=y.dtype, device=_gen_device(generator, y.device))
+    _check_generator(generator, "random_uniform")
+    u = torch.rand(y.shape, generator=generator, dtype=y.dtype, device=generator.device)
     return torch.where(mask, low + (high - low) * u.to(y.device), y)
 
 
@@ -341,7 +373,7 @@ def masked_mean(y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def gaussian(y: torch.Tensor, mask: torch.Tensor, *, sigma: float = 0.2, relative: bool = True,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator) -> torch.Tensor:
     """Gaussian replacement of Noise2Same (Xie et al. 2020, Sec. 3.1, Table 1; code: N(0, 0.2)).
 
     The paper works on images normalised to zero mean and unit variance and replaces
@@ -357,13 +389,14 @@ def gaussian(y: torch.Tensor, mask: torch.Tensor, *, sigma: float = 0.2, relativ
         sigma: σ_r ≥ 0 (in units of the image's standard deviation when ``relative``).
 
     Raises:
-        ValueError: negative ``sigma``.
+        ValueError: negative ``sigma``. TypeError: no generator.
     """
     _check_image(y)
     _check_mask(mask, y)
     if not sigma >= 0:
         raise ValueError(f"sigma must be ≥ 0, got {sigma!r}")
-    n = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=_gen_device(generator, y.device))
+    _check_generator(generator, "gaussian")
+    n = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=generator.device)
     n = n.to(y.device)
     if relative:
         mean, std = masked_mean(y, mask)
@@ -393,7 +426,8 @@ def replace(y: torch.Tensor, mask: torch.Tensor, strategy: str = "ups", *,
     Args:
         y: float (B, C, H, W). mask: bool (B, 1, H, W).
         strategy: "ups", "random", "gaussian", "donut" or "zero".
-        generator: randomness (default: global RNG).
+        generator: randomness; required by the random strategies ("ups", "random",
+            "gaussian"), ignored by "donut" and "zero".
         **options: passed to the strategy (``radius`` for ups, ``kernel_size`` for
             donut, ``low``/``high`` for random, ``sigma``/``relative`` for gaussian).
 
@@ -402,6 +436,7 @@ def replace(y: torch.Tensor, mask: torch.Tensor, strategy: str = "ups", *,
 
     Raises:
         ValueError: unknown strategy (the message lists them) or bad options.
+        TypeError: a random strategy without a generator.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown replacement strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -415,24 +450,27 @@ def apply_mask(y: torch.Tensor, mask: torch.Tensor, strategy: str = "ups", *,
 
 
 def mask_batch(y: torch.Tensor, fraction: float, strategy: str = "ups", *,
-               generator: torch.Generator | None = None, **options) -> tuple[torch.Tensor, torch.Tensor]:
+               generator: torch.Generator, **options) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw a stratified mask for a batch and replace the masked pixels.
 
     Args:
         y: noisy batch, float (B, C, H, W).
         fraction: mask fraction in (0, 1/4] (:func:`stratified_mask`).
         strategy, **options: see :func:`replace`.
-        generator: randomness for both the mask and the replacement.
+        generator: randomness for both the mask and the replacement (in a loss,
+            ``batch.generator``); the mask is drawn first, then the replacement.
 
     Returns:
         ``(masked, mask)``: the network input :math:`y_{J^c}` (same shape and dtype as
         ``y``) and the boolean mask (B, 1, H, W) on ``y``'s device.
 
     Raises:
-        TypeError: ``y`` is not a float NCHW tensor. ValueError: bad fraction or strategy.
+        TypeError: ``y`` is not a float NCHW tensor, or no generator. ValueError: bad
+            fraction or strategy.
     """
     _check_image(y)
-    mask = stratified_mask(y.shape, fraction, generator=generator).to(y.device)
+    _check_generator(generator, "mask_batch")
+    mask = stratified_mask(y.shape, fraction, generator=generator, device=y.device)
     return replace(y, mask, strategy, generator=generator, **options), mask
 
 
@@ -448,17 +486,16 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
         a, b: float (B, C, H, W). mask: bool (B, 1, H, W).
 
     Returns:
-        scalar tensor (differentiable in ``a`` and ``b``).
+        scalar tensor (differentiable in ``a`` and ``b``); 0 for an empty mask (the
+        count is clamped to 1, so that no host round trip checks it;
+        :func:`stratified_mask` never returns an empty mask).
 
     Raises:
-        ValueError: an empty mask (nothing to average; :func:`stratified_mask` never
-            returns one), or mismatched shapes.
+        ValueError: mismatched shapes. TypeError: a non-boolean mask.
     """
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {tuple(a.shape)} and {tuple(b.shape)}")
     _check_mask(mask, a)
-    count = mask.sum()
-    if int(count) == 0:
-        raise ValueError("empty mask: no masked pixel to average the loss over")
+    count = mask.sum().clamp_min(1)
     sq = ((a - b) ** 2).masked_fill(~mask, 0.0)
     return sq.sum() / (count * a.shape[1])

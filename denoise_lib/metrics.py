@@ -1,6 +1,6 @@
 """PSNR and SSIM under the course's 8-bit protocol, computed by scikit-image.
 
-Protocol (COURSE.md §3, and the evaluation code of Laine et al. 2019 and
+Protocol (the evaluation code of Laine et al. 2019 and
 Neighbor2Neighbor): the estimate is clipped to [0, 1] and quantised to 8 bits,
 ``round(255·x̂)/255``, then compared with the clean reference with
 ``data_range = 1``. Predictions are never min–max normalised. A batch is scored

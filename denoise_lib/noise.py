@@ -3,7 +3,7 @@
 All models act on clean images ``x`` as float32 NCHW tensors in [0, 1] and return
 the noisy observation ``y`` with the same shape. Noise levels are in the same
 [0, 1] units as the image: Gaussian σ = 25 on the 0–255 scale is ``25/255``.
-Noisy images are **not clipped** (COURSE.md §3): clipping would bias the noise
+Noisy images are **not clipped**: clipping would bias the noise
 mean, which every self-supervised argument in the course assumes to be zero.
 
 Definitions (book, Part 0, "Noise models and metrics"):

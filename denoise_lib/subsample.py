@@ -1,10 +1,8 @@
-"""Neighbour sub-samplers of Neighbor2Neighbor, and the Monte-Carlo check of its Theorem 1.
+"""Neighbour sub-samplers of Neighbor2Neighbor.
 
 Huang et al. (2021), "Neighbor2Neighbor: self-supervised denoising from single noisy
-images", §4.1 (the sampler, their Fig. 2), §5.3 (the fixed-location sampler of their
-Table 4) and §3.2 (Theorem 1, their Eq. (2)). Book: Part 5,
-``book/05_neighbor2neighbor_theory.md`` ("the page" below). Notation: ``y`` noisy,
-``x`` clean, images float NCHW.
+images", §4.1 (the sampler, their Fig. 2) and §5.3 (the fixed-location sampler of their
+Table 4). Book: Part 5. Notation: ``y`` noisy, ``x`` clean, images float NCHW.
 
 **The sampler** (k = 2). The image is cut into ``⌊H/2⌋ × ⌊W/2⌋`` cells of 2×2 pixels.
 The pixels of a cell are numbered row by row::
@@ -33,30 +31,21 @@ the last row and/or column of an odd-sized image belongs to no cell and is used 
 neither sub-image; ``odd="raise"`` raises a ``ValueError`` instead. An image with
 fewer than 2 rows or columns always raises.
 
-**Theorem 1** (page, Theorem 1 and its proof). For a fixed ``f``, a target ``z``
-conditionally independent of the input ``y`` given ``x``, with ``E[z|x] = x + ε`` and
-mean conditional variance ``σ_z²`` (per entry), the per-entry means satisfy
+**Randomness.** Every draw comes from the ``generator`` argument; methods pass
+``batch.generator``. Without one, torch's global generator of the device is used
+(convenient in a notebook, never done by the library).
 
-    E‖f(y) − x‖² = E‖f(y) − z‖² − σ_z² + 2 E⟨ε, f(y) − x⟩ − E‖ε‖².
-
-The paper's Eq. (2) omits the last term. :func:`theorem1_terms` computes every term per
-draw, :func:`theorem1_check` and :func:`theorem1_check_subsampled` estimate both sides
-with standard errors (for a given ε, and for the sub-sampled pairs where
-``ε = g2(x) − g1(x)``), and :class:`Theorem1Check` says whether they agree.
+The Monte-Carlo check of their Theorem 1 and the sampler figure are course material:
+:mod:`denoise_lib.course.neighbours` and :func:`denoise_lib.course.plots.plot_choice`.
 """
 from __future__ import annotations
 
-import math
 import operator
-from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
-from torch.nn import functional as F
 
-__all__ = ["PAIRS", "SAMPLERS", "ODD_POLICIES", "VARIANTS", "half_size", "check_sampler", "draw_codes",
-           "NeighbourChoice", "choose", "subsample", "plot_choice", "subpixel_shift", "theorem1_terms",
-           "Theorem1Check", "summarise", "theorem1_check", "theorem1_check_subsampled"]
+__all__ = ["PAIRS", "SAMPLERS", "ODD_POLICIES", "half_size", "check_sampler", "draw_codes",
+           "NeighbourChoice", "choose", "subsample"]
 
 #: The 8 ordered pairs (position of the g1 pixel, position of the g2 pixel) of 4-adjacent
 #: pixels in a 2×2 cell whose pixels are numbered 0 1 / 2 3. Code ``c`` of a cell means
@@ -64,9 +53,17 @@ __all__ = ["PAIRS", "SAMPLERS", "ODD_POLICIES", "VARIANTS", "half_size", "check_
 PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 3), (2, 3), (1, 0), (2, 0), (3, 1), (3, 2))
 SAMPLERS = ("random", "fixed")
 ODD_POLICIES = ("crop", "raise")
-VARIANTS = ("correct", "paper", "n2n")
 
 _PAIRS_T = torch.tensor(PAIRS, dtype=torch.long)
+_PAIRS_ON: dict[torch.device, torch.Tensor] = {}
+
+
+def _pairs_on(device: torch.device) -> torch.Tensor:
+    """:data:`PAIRS` as an int64 (8, 2) tensor on ``device``, copied there once."""
+    t = _PAIRS_ON.get(device)
+    if t is None:
+        t = _PAIRS_ON[device] = _PAIRS_T.to(device)
+    return t
 
 
 def half_size(height: int, width: int, odd: str = "crop") -> tuple[int, int]:
@@ -155,7 +152,7 @@ class NeighbourChoice:
         if h2 != height // 2 or w2 != width // 2:
             raise ValueError(f"{h2}×{w2} cells do not fit a {height}×{width} image")
         self.codes, self.height, self.width = codes, int(height), int(width)
-        pos = _PAIRS_T.to(codes.device)[codes]                           # (N, h2, w2, 2) in 0..3
+        pos = _pairs_on(codes.device)[codes]                           # (N, h2, w2, 2) in 0..3
         rows = 2 * torch.arange(h2, device=codes.device).view(1, h2, 1, 1) + pos // 2
         cols = 2 * torch.arange(w2, device=codes.device).view(1, 1, w2, 1) + pos % 2
         flat = (rows * width + cols).reshape(n, h2 * w2, 2)
@@ -214,9 +211,9 @@ def choose(y: torch.Tensor, *, sampler: str = "random", generator: torch.Generat
            pair: int | None = None, odd: str = "crop") -> NeighbourChoice:
     """Draw a neighbour sub-sampler for the images ``y`` (N, C, H, W) (their §4.1 / Table 4).
 
-    The choice lives on ``y.device``. With ``generator=None`` the codes come from
-    torch's global generator of ``y.device`` (seeded and checkpointed by
-    :func:`denoise_lib.train.fit`); otherwise from ``generator`` (any device).
+    The choice lives on ``y.device``. The codes come from ``generator`` (any device;
+    methods pass ``batch.generator``), or with ``generator=None`` from torch's global
+    generator of ``y.device``.
 
     Raises:
         ValueError: not a 4-D tensor; H or W < 2; odd size with ``odd="raise"``; bad
@@ -240,256 +237,3 @@ def subsample(y: torch.Tensor, *, sampler: str = "random", generator: torch.Gene
     applied to another image (the regulariser).
     """
     return choose(y, sampler=sampler, generator=generator, pair=pair, odd=odd).apply(y)
-
-
-def plot_choice(choice: NeighbourChoice, *, index: int = 0, cells: tuple[int, int] = (4, 4),
-                origin: tuple[int, int] = (0, 0), ax=None, title: str | None = None):
-    """Draw part of a sampler: cell borders, the ``g1`` pixel (red) and the ``g2`` pixel (blue) of each cell.
-
-    Args:
-        choice: a drawn sampler.
-        index: which image of the batch.
-        cells: ``(rows, cols)`` of cells to draw.
-        origin: ``(i, j)`` of the top-left cell drawn.
-        ax: a matplotlib axis (default: a new figure).
-        title: axis title.
-
-    Returns:
-        the matplotlib axis (the caller shows the figure).
-    """
-    import matplotlib.pyplot as plt
-
-    h2, w2 = choice.sub_size
-    i0, j0 = origin
-    ni, nj = min(cells[0], h2 - i0), min(cells[1], w2 - j0)
-    if ni < 1 or nj < 1:
-        raise ValueError(f"no cell to draw: origin {origin} outside the {h2}×{w2} cells")
-    m1, m2 = (m[index, 0, 2 * i0:2 * (i0 + ni), 2 * j0:2 * (j0 + nj)].cpu().float() for m in choice.masks())
-    rgb = torch.full((2 * ni, 2 * nj, 3), 0.92)
-    rgb[m1.bool()] = torch.tensor([0.85, 0.15, 0.1])
-    rgb[m2.bool()] = torch.tensor([0.1, 0.3, 0.85])
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.5 * 2 * nj + 0.5, 0.5 * 2 * ni + 0.5))
-    ax.imshow(rgb.numpy(), interpolation="nearest")
-    for k in range(ni + 1):
-        ax.axhline(2 * k - 0.5, color="k", lw=1.5)
-    for k in range(nj + 1):
-        ax.axvline(2 * k - 0.5, color="k", lw=1.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax
-
-
-def subpixel_shift(x: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
-    """``x`` moved by ``(dy, dx)`` pixels (down, right), bilinear interpolation, border values replicated.
-
-    Used to make a known, small gap ``ε = subpixel_shift(x, …) − x`` between two clean
-    images for the Monte-Carlo check of Theorem 1.
-
-    Args:
-        x: float (N, C, H, W).
-        dy, dx: shifts in pixels (any real numbers).
-
-    Returns:
-        float tensor of the same shape and dtype.
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        raise ValueError("x must be a float (N, C, H, W) tensor")
-    n, _, h, w = x.shape
-    # sample the input at (row − dy, col − dx), in the [-1, 1] coordinates of grid_sample
-    ys = (torch.arange(h, dtype=x.dtype, device=x.device) - dy) * (2 / max(h - 1, 1)) - 1
-    xs = (torch.arange(w, dtype=x.dtype, device=x.device) - dx) * (2 / max(w - 1, 1)) - 1
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).expand(n, h, w, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-# ----------------------------------------------------------------------------------------
-# Theorem 1 (their Eq. (2)), Monte-Carlo check
-# ----------------------------------------------------------------------------------------
-
-def theorem1_terms(out: torch.Tensor, clean: torch.Tensor, target: torch.Tensor, eps: torch.Tensor,
-                   target_var: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every term of Theorem 1 for each draw, as per-entry means (float64).
-
-    All arguments broadcast to a common (M, C, H, W) shape; row ``m`` is one draw.
-
-    Args:
-        out: ``f(y)``, the output for the input ``y``.
-        clean: ``x``, the clean image whose noisy version is the input (``E[y|x] = x``).
-        target: ``z``, the noisy target, conditionally independent of ``y`` given ``x``.
-        eps: ``ε = E[z|x] − x``.
-        target_var: ``Var[z|x]`` per entry (e.g. ``noise.variance(x + ε)``).
-
-    Returns:
-        ``{"supervised": mean (f − x)², "target_mse": mean (f − z)², "sigma2": mean Var[z|x],
-        "cross": 2·mean ε·(f − x), "eps2": mean ε²}``, each a float64 tensor (M,).
-    """
-    out, clean, target, eps, var = torch.broadcast_tensors(
-        *(t.detach().double() for t in (out, clean, target, eps, target_var)))
-    dims = tuple(range(1, out.ndim))
-    err = out - clean
-    return {"supervised": err.square().mean(dims), "target_mse": (out - target).square().mean(dims),
-            "sigma2": var.mean(dims), "cross": 2 * (eps * err).mean(dims), "eps2": eps.square().mean(dims)}
-
-
-def _rhs(terms: dict[str, torch.Tensor], variant: str) -> torch.Tensor:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    rhs = terms["target_mse"] - terms["sigma2"]
-    if variant in ("correct", "paper"):
-        rhs = rhs + terms["cross"]
-    if variant == "correct":
-        rhs = rhs - terms["eps2"]
-    return rhs
-
-
-def _mean_se(v: torch.Tensor) -> tuple[float, float]:
-    m = v.numel()
-    se = float(v.std(unbiased=True)) / math.sqrt(m) if m > 1 else float("nan")
-    return float(v.mean()), se
-
-
-@dataclass(frozen=True)
-class Theorem1Check:
-    """Monte-Carlo estimates of the two sides of Theorem 1 (per-entry means).
-
-    Attributes:
-        variant: which right side: ``"correct"`` (the page's identity),
-            ``"paper"`` (their Eq. (2) as printed, without ``−E‖ε‖²``) or ``"n2n"``
-            (no ε terms at all: the Noise2Noise identity).
-        lhs, lhs_se: mean and standard error of ``‖f(y) − x‖²/d`` over the draws.
-        rhs, rhs_se: the same for the right side of ``variant``.
-        diff, diff_se: mean and standard error of the paired difference lhs − rhs
-            (each draw gives both sides, so the paired error is the one to test with).
-        draws: number of independent draws M.
-        terms: the mean of every term of :func:`theorem1_terms`.
-    """
-
-    variant: str
-    lhs: float
-    lhs_se: float
-    rhs: float
-    rhs_se: float
-    diff: float
-    diff_se: float
-    draws: int
-    terms: dict = field(default_factory=dict)
-
-    def agrees(self, k: float = 3.0) -> bool:
-        """True when ``|lhs − rhs| ≤ k`` standard errors of the paired difference."""
-        return abs(self.diff) <= k * self.diff_se + 1e-15
-
-    def z_score(self) -> float:
-        """``(lhs − rhs) / se``: the difference in units of its standard error."""
-        return self.diff / self.diff_se if self.diff_se > 0 else (0.0 if self.diff == 0 else math.inf)
-
-    def __str__(self) -> str:
-        return (f"{self.variant:<8} lhs = {self.lhs:.6e} ± {self.lhs_se:.1e}   rhs = {self.rhs:.6e} ± "
-                f"{self.rhs_se:.1e}   lhs − rhs = {self.diff:+.2e} ± {self.diff_se:.1e} "
-                f"({self.z_score():+.1f} s.e.)")
-
-
-def summarise(terms: dict[str, torch.Tensor], variant: str = "correct") -> Theorem1Check:
-    """Both sides of Theorem 1 from per-draw terms (:func:`theorem1_terms`), with standard errors.
-
-    Raises:
-        ValueError: unknown variant.
-    """
-    lhs = terms["supervised"]
-    rhs = _rhs(terms, variant)
-    (a, a_se), (b, b_se), (d, d_se) = _mean_se(lhs), _mean_se(rhs), _mean_se(lhs - rhs)
-    return Theorem1Check(variant, a, a_se, b, b_se, d, d_se, int(lhs.numel()),
-                         {k: float(v.mean()) for k, v in terms.items()})
-
-
-def _concat(chunks: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
-
-
-def _check_draws(draws: int, batch: int) -> None:
-    if draws < 2 or batch < 1:
-        raise ValueError(f"need draws ≥ 2 (for a standard error) and batch ≥ 1, got draws={draws}, batch={batch}")
-
-
-def _as_single(x: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] != 1 or not x.is_floating_point():
-        raise ValueError(f"{name} must be a float (1, C, H, W) tensor")
-    return x
-
-
-@torch.no_grad()
-def theorem1_check(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: torch.Tensor, noise, *,
-                   draws: int = 64, generator: torch.Generator | None = None, batch: int = 16,
-                   variants=VARIANTS) -> dict[str, Theorem1Check]:
-    """Monte-Carlo check of Theorem 1 for noisy pairs whose clean images differ by ``eps``.
-
-    Each draw: ``y = noise(x)`` and, independently, ``z = noise(x + eps)``, so
-    ``E[y|x] = x``, ``E[z|x] = x + ε`` and ``Var[z|x] = noise.variance(x + eps)``.
-
-    Args:
-        f: a fixed function (N, C, H, W) → same shape (called under ``no_grad``).
-        x: clean image (1, C, H, W). eps: the gap ε, same shape.
-        noise: a :class:`~denoise_lib.noise.NoiseModel` (pixel-wise independent noise).
-        draws: number of independent draws (≥ 2). batch: draws per call of ``f``.
-        generator: source of the noise.
-        variants: right sides to evaluate (see :class:`Theorem1Check`).
-
-    Returns:
-        ``{variant: Theorem1Check}``.
-
-    Raises:
-        ValueError: shapes, ``draws < 2``, unknown variant; the noise model's own errors
-            (e.g. Poisson noise on a negative ``x + eps``).
-    """
-    from .noise import parse_noise
-
-    noise = parse_noise(noise)
-    _as_single(x, "x")
-    if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-        raise ValueError(f"eps must have the shape of x {tuple(x.shape)}")
-    _check_draws(draws, batch)
-    mean_z = x + eps
-    var_z = noise.variance(mean_z)
-    chunks = []
-    for start in range(0, draws, batch):
-        b = min(batch, draws - start)
-        y = noise(x.expand(b, -1, -1, -1).contiguous(), generator)
-        z = noise(mean_z.expand(b, -1, -1, -1).contiguous(), generator)
-        chunks.append(theorem1_terms(f(y), x, z, eps, var_z))
-    terms = _concat(chunks)
-    return {v: summarise(terms, v) for v in variants}
-
-
-@torch.no_grad()
-def theorem1_check_subsampled(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, noise, *,
-                              draws: int = 64, generator: torch.Generator | None = None, batch: int = 16,
-                              sampler: str = "random", variants=VARIANTS) -> dict[str, Theorem1Check]:
-    """Monte-Carlo check of Theorem 1 on Neighbor2Neighbor's sub-sampled pairs (their §3.3).
-
-    Each draw: ``y = noise(x)`` and a fresh sampler ``G``; input ``g1(y)``, target
-    ``z = g2(y)``, clean ``g1(x)``, gap ``ε = g2(x) − g1(x)``, target variance
-    ``g2(noise.variance(x))``. The two sub-images use different pixels, so for
-    pixel-wise independent noise they are independent given ``(x, G)``.
-
-    Args and returns as :func:`theorem1_check` (``f`` acts on the half-size sub-image);
-    ``sampler`` is ``"random"`` or ``"fixed"``.
-    """
-    from .noise import parse_noise
-
-    noise = parse_noise(noise)
-    _as_single(x, "x")
-    _check_draws(draws, batch)
-    var = noise.variance(x)
-    chunks = []
-    for start in range(0, draws, batch):
-        b = min(batch, draws - start)
-        xb = x.expand(b, -1, -1, -1).contiguous()
-        y = noise(xb, generator)
-        choice = choose(y, sampler=sampler, generator=generator)
-        g1y, g2y = choice.apply(y)
-        g1x, g2x = choice.apply(xb)
-        chunks.append(theorem1_terms(f(g1y), g1x, g2y, g2x - g1x, choice.take(var.expand_as(xb), 2)))
-    terms = _concat(chunks)
-    return {v: summarise(terms, v) for v in variants}

@@ -6,19 +6,27 @@ Every learned method trains through :func:`fit`. It handles
   ``"smoke"`` (seconds; exercises every code path), ``"quick"`` (a few CPU
   minutes), ``"full"`` (GPU, paper-like settings) or a number of seconds; the
   environment variable ``DENOISE_BUDGET`` overrides the automatic choice;
-* seeding (global torch RNG, and the patch sampler's own generator);
+* randomness: one ``torch.Generator`` on the training device, owned by the loop and
+  handed to the method's loss as ``batch.generator``, plus the patch sampler's own;
+  torch's global RNG is never read or seeded;
 * Adam with a cosine learning-rate decay over the budget's progress;
 * a tqdm progress bar;
-* checkpoints holding the method, optimizer, schedule, step, config and every RNG
-  state, which resume **exactly** (same losses as an uninterrupted run on CPU for
-  step budgets), loaded with ``torch.load(..., weights_only=True)``.
+* checkpoints holding the method, optimizer, schedule, step, log, configuration and
+  both generators, which resume **exactly** (same weights and losses as an
+  uninterrupted run on the CPU for step budgets, also after a Ctrl-C at any point),
+  loaded with ``torch.load(..., weights_only=True, map_location="cpu")``; a checkpoint
+  of another configuration is refused before any training.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +35,14 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.std import tqdm
 
+from . import __version__
 from .data import PatchSampler, TrainingSet
 
 if TYPE_CHECKING:  # only for annotations: the loop does not depend on the methods package
     from .methods.base import Method
 
-__all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "step_flops", "BUDGET_ENV"]
+__all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "step_flops", "BUDGET_ENV",
+           "CheckpointError", "check_checkpoint_path", "load_checkpoint", "run_config", "data_fingerprint"]
 
 BUDGET_ENV = "DENOISE_BUDGET"
 
@@ -104,6 +114,19 @@ class Budget:
         shape = cls.PRESETS["full" if device.type == "cuda" else "quick"]
         return cls(name="seconds", **{**shape, "steps": None, "seconds": seconds})
 
+    def __post_init__(self):
+        for k in ("steps", "batch_size", "patch_size"):
+            v = getattr(self, k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"Budget.{k} must be an integer ≥ 1, got {v!r}")
+        if self.steps is None and self.seconds is None:
+            raise ValueError("a Budget needs a limit: steps, seconds or both (it would train forever)")
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(f"Budget.seconds must be positive and finite, got {self.seconds!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or not 0 <= self.lr_final_frac <= 1:
+            raise ValueError(f"Budget.lr must be positive and lr_final_frac in [0, 1], got {self.lr!r}, "
+                             f"{self.lr_final_frac!r}")
+
     def replace(self, **changes) -> "Budget":
         """A copy with some fields changed (e.g. ``budget.replace(steps=200)``)."""
         return dataclasses.replace(self, **changes)
@@ -149,37 +172,153 @@ class History:
         return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+class CheckpointError(ValueError):
+    """A checkpoint path that cannot be used, or a checkpoint that cannot be resumed."""
+
+
+CHECKPOINT_FORMAT = "denoise_lib.fit/2"
+
+
+def check_checkpoint_path(path) -> Path:
+    """Validate a checkpoint path before any training; return it as a :class:`~pathlib.Path`.
+
+    The file may exist (it is then resumed) or not; its folder is created if needed.
+
+    Raises:
+        CheckpointError: an empty path, a folder, a path below an existing file, or a
+            folder that cannot be created or written.
+    """
+    if path is None or str(path).strip() == "":
+        raise CheckpointError("checkpoint path is empty; give a file name such as 'run.pt'")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {path} is a folder; give a file inside it, e.g. {path / 'run.pt'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CheckpointError(f"checkpoint path {path}: {parent} is a file, not a folder")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(path.name + ".probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CheckpointError(f"cannot write the checkpoint {path}: {e}") from e
+    return path
+
+
+def data_fingerprint(data: TrainingSet) -> str:
+    """sha256 (first 16 hex digits) of a training set's kind, shapes and pixel values."""
+    h = hashlib.sha256(data.kind.encode())
+    for field_ in (data.noisy, data.target, data.clean):
+        for x in field_ or []:
+            t = x.detach().to("cpu", torch.float32).contiguous()
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.numpy().tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def _architecture(method) -> str:
+    h = hashlib.sha256()
+    for k, v in method.state_dict().items():
+        h.update(f"{k}:{tuple(v.shape)};".encode())
+    return h.hexdigest()[:16]
+
+
+def run_config(method, data: TrainingSet, budget: Budget, seed: int) -> dict:
+    """What a checkpoint must agree with to be resumed: method, its settings, network
+    architecture, budget shape, seed and the training data's fingerprint."""
+    return {"method": method.name, "class": f"{type(method).__module__}.{type(method).__qualname__}",
+            "settings": method.config, "architecture": _architecture(method),
+            "budget": dataclasses.asdict(budget), "seed": int(seed), "data": data_fingerprint(data)}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """The fields in which two :func:`run_config` dicts differ, as readable lines."""
+    a, b = _flatten(saved), _flatten(current)
+    return [f"{k}: checkpoint {a.get(k, '(absent)')!r}, now {b.get(k, '(absent)')!r}"
+            for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
+
+
+def load_checkpoint(path) -> dict:
+    """Read a training checkpoint written by :func:`fit` (``weights_only=True``, onto the CPU).
+
+    Raises:
+        CheckpointError: the file is not a readable torch file or not a :func:`fit` checkpoint.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt or foreign files raise many different types
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); "
+                              "delete it or choose another path") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a denoise_lib training checkpoint (format "
+                              f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}, "
+                              f"expected {CHECKPOINT_FORMAT!r}); delete it or choose another path")
     return state
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save(path: Path, method, opt, sampler, step, elapsed, budget, seed, history) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "method": method.state_dict(), "optimizer": opt.state_dict(),
-        "schedule": {"step": step, "elapsed": elapsed},
-        "config": {"method": method.name, "budget": dataclasses.asdict(budget), "seed": seed},
-        "sampler": sampler.state_dict(), "rng": _rng_state(),
-        "log": history.log,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+class _Interrupts:
+    """Defers Ctrl-C (SIGINT) while the loop updates the model or writes a checkpoint.
+
+    Active only in the main thread (where Python delivers signals). A Ctrl-C that
+    arrives inside :meth:`deferred` is raised as ``KeyboardInterrupt`` when it ends, so
+    an optimizer update is never cut in half.
+    """
+
+    def __init__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        self.pending = False
+
+    def _handler(self, signum, frame):
+        self.pending = True
+
+    @contextlib.contextmanager
+    def deferred(self):
+        if not self.active:
+            yield
+            return
+        old = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+
+def _optimizer_updates(opt: torch.optim.Optimizer) -> int | None:
+    """Updates the optimizer has applied (Adam's own step count), read after an interrupt."""
+    for st in opt.state.values():
+        if "step" in st:
+            return int(st["step"])
+    return 0 if not opt.state else None
 
 
 def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
         seed: int = 0, device: torch.device | str | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-        log_every: int = 25, progress: bool = True, until: int | None = None) -> History:
+        log_every: int = 25, progress: bool | None = None, until: int | None = None) -> History:
     """Train ``method`` on ``data`` within ``budget``. The only training loop of the library.
 
     Args:
@@ -187,14 +326,20 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
         data: a :class:`~denoise_lib.data.TrainingSet`; the loop takes the view the
             method may see (clean images only reach methods with ``requires="clean"``).
         budget: see :meth:`Budget.resolve` (default: automatic, ``$DENOISE_BUDGET``).
-        seed: seeds the global torch RNG (used by methods for masks etc.) and the
-            patch sampler.
+        seed: seeds the loop's generator (on ``device``; it is ``batch.generator``, the
+            source of every random draw of the method's loss) and the patch sampler's.
+            torch's global RNG is neither read nor changed.
         device: default :func:`default_device`.
-        checkpoint: file to save to every ``checkpoint_every`` steps and at the end.
-            If it exists, training **resumes** from it (model, optimizer, schedule,
-            step, sampler and RNG state) and continues to the budget.
+        checkpoint: file to save to every ``checkpoint_every`` steps, on an interrupt and
+            at the end. If it exists, training **resumes** from it (model, optimizer,
+            schedule, step, log, sampler and generator state) and continues to the
+            budget, bit-identically on the CPU for step budgets, also after a Ctrl-C at
+            any point. A checkpoint made with another method, settings, network, budget
+            shape, seed or training data is refused, naming the differing fields.
         log_every: steps per logged mean of the loss terms.
-        progress: show a tqdm bar on stderr.
+        progress: show a tqdm bar on stderr (default: yes, unless the environment
+            variable ``DENOISE_PROGRESS`` is ``0``, as when notebooks are executed for
+            publication).
         until: stop after this global step even if the budget allows more (the
             schedule still follows the whole budget); with ``checkpoint``, a later
             call resumes where this one stopped. Useful for training in chunks.
@@ -203,83 +348,136 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
         :class:`History`.
 
     Raises:
+        TypeError: a per-image method (fitted by its own ``denoise``), or not a method.
         ValueError: the data cannot serve the method (e.g. a self-supervised set
-            for Noise2Clean), or the checkpoint belongs to another method.
+            for Noise2Clean), or the channel counts differ.
+        CheckpointError: a bad checkpoint path, an unreadable or foreign checkpoint, or
+            one whose configuration differs (all before any training).
     """
+    from .methods.base import Method, PerImageMethod
+
+    if isinstance(method, PerImageMethod):
+        raise TypeError(f"{method.name} is fitted to each image by its denoise()/fit_image(); "
+                        "it has no training set for fit()")
+    if not isinstance(method, Method):
+        raise TypeError(f"fit() trains a denoise_lib Method, got {type(method).__name__}")
     device = torch.device(device) if device is not None else default_device()
     budget = Budget.resolve(budget, device)
     data = data.for_method(method.requires)
     if method.channels is not None and data.channels != method.channels:
         raise ValueError(f"{method.name} expects {method.channels}-channel images, "
                          f"the training set has {data.channels}")
-    torch.manual_seed(seed)
+    ckpt = check_checkpoint_path(checkpoint) if checkpoint is not None else None
+    config = run_config(method, data, budget, seed)
+    state = None
+    if ckpt is not None and ckpt.is_file():
+        state = load_checkpoint(ckpt)
+        diff = config_differences(state["config"], config)
+        if diff:
+            raise CheckpointError(f"checkpoint {ckpt} was made with another configuration; delete it, "
+                                  "choose another path, or train with the same settings:\n  " + "\n  ".join(diff))
     method.to(device).train()
     sampler = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed + 1, device=device)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
     opt = torch.optim.Adam(method.parameters(), lr=budget.lr)
     history, step, elapsed = History(), 0, 0.0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        if state["config"]["method"] != method.name:
-            raise ValueError(f"checkpoint {ckpt} is for {state['config']['method']!r}, not {method.name!r}")
+    sums: dict = {}
+    count = 0
+    if state is not None:
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
-        _set_rng_state(state["rng"])
+        gen.set_state(state["generator"])
         step, elapsed = state["schedule"]["step"], state["schedule"]["elapsed"]
         history.log = list(state["log"])
+        sums = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state["sums"].items()}
+        count = state["count"]
+
+    def snapshot() -> dict:
+        return {"format": CHECKPOINT_FORMAT, "config": config, "version": __version__,
+                "method": method.state_dict(), "optimizer": opt.state_dict(),
+                "schedule": {"step": step, "elapsed": elapsed}, "sampler": sampler.state_dict(),
+                "generator": gen.get_state(), "log": history.log, "sums": dict(sums), "count": count}
+
+    def flush_log():
+        nonlocal sums, count
+        history.log.append({"step": step, "lr": lr, **{k: float(v) / count for k, v in sums.items()}})
+        sums, count = {}, 0
+
+    if progress is None:
+        progress = os.environ.get("DENOISE_PROGRESS", "1").strip() != "0"
     start_step = step
     bar = tqdm(total=budget.steps or int(budget.seconds or 0), initial=step if budget.steps else int(elapsed),
                desc=f"{method.name} [{budget.name}]", unit="step" if budget.steps else "s",
                disable=not progress, file=sys.stderr, mininterval=1.0, leave=True)
-    sums: dict[str, torch.Tensor] = {}
-    count, t_io, lr = 0, 0.0, budget.lr
+    interrupts = _Interrupts()
+    t_io, lr = 0.0, budget.lr
     loop_start = time.perf_counter()
+    undo = None
     try:
         while not budget.done(step, elapsed) and (until is None or step < until):
             t0 = time.perf_counter()
+            undo = (sampler.state_dict(), gen.get_state(), dict(sums), count)
             frac = budget.progress(step, elapsed)
             lr = budget.lr_at(frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             batch = sampler(step)
-            batch.progress = frac
+            batch.progress, batch.generator = frac, gen
             loss, logs = method.loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            step += 1
             for k, v in (("loss", loss.detach()), *logs.items()):
                 sums[k] = sums[k] + v if k in sums else v
             count += 1
-            if count == log_every or budget.done(step, elapsed):
-                history.log.append({"step": step, "lr": lr, **{k: float(v) / count for k, v in sums.items()}})
+            with interrupts.deferred():
+                opt.step()
+                step += 1
+                undo = None
+            if count >= log_every or budget.done(step, elapsed):
+                flush_log()
                 if not math.isfinite(history.log[-1]["loss"]):
                     raise FloatingPointError(f"{method.name}: loss became {history.log[-1]['loss']} at step {step}")
-                sums, count = {}, 0
             elapsed += time.perf_counter() - t0
             bar.update(1) if budget.steps else bar.update(int(elapsed) - bar.n)
             if ckpt is not None and checkpoint_every and step % checkpoint_every == 0:
                 t1 = time.perf_counter()
-                _save(ckpt, method, opt, sampler, step, elapsed, budget, seed, history)
+                with interrupts.deferred():
+                    _save(ckpt, snapshot())
                 t_io += time.perf_counter() - t1
     except KeyboardInterrupt:
+        if undo is not None:  # interrupted inside a step
+            if _optimizer_updates(opt) == step + 1:  # the update was applied: count the step
+                step += 1
+            else:  # nothing was applied: undo the step's draws and logged values
+                sampler.load_state_dict(undo[0])
+                gen.set_state(undo[1])
+                sums, count = undo[2], undo[3]
+        if count >= log_every or (count and budget.done(step, elapsed)):  # as the step would have
+            flush_log()
         if ckpt is not None:  # keep what was trained; the next call resumes from here
-            _save(ckpt, method, opt, sampler, step, elapsed, budget, seed, history)
+            _save(ckpt, snapshot())
         raise
     finally:
         bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize()
     t_loop = time.perf_counter() - loop_start - t_io
-    if count:
-        history.log.append({"step": step, "lr": lr, **{k: float(v) / count for k, v in sums.items()}})
+    if count and (ckpt is None or budget.done(step, elapsed)):
+        flush_log()
     if ckpt is not None:
-        _save(ckpt, method, opt, sampler, step, elapsed, budget, seed, history)
+        _save(ckpt, snapshot())
     history.steps, history.seconds = step, elapsed
     history.step_ms = 1000 * t_loop / max(step - start_step, 1)
     method.eval()
     return history
+
+
+def _probe_batch(method, data: TrainingSet, budget: Budget, device, seed: int):
+    data = data.for_method(method.requires)
+    batch = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed, device=device)()
+    batch.generator = torch.Generator(device=device).manual_seed(int(seed))
+    return batch
 
 
 def bare_step_ms(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
@@ -288,34 +486,33 @@ def bare_step_ms(method: "Method", data: TrainingSet, budget: "Budget | str | fl
 
     The reference against which :attr:`History.step_ms` measures the loop's
     overhead (sampling, schedule, logging, progress bar). The method's weights are
-    restored afterwards. Two warm-up steps are not timed.
+    restored afterwards; torch's global RNG is not used. Two warm-up steps are not timed.
     """
     device = torch.device(device) if device is not None else default_device()
     budget = Budget.resolve(budget, device)
-    data = data.for_method(method.requires)
     was_training = method.training
     method.to(device).train()
     saved = {k: v.clone() for k, v in method.state_dict().items()}
-    rng = torch.get_rng_state()
-    torch.manual_seed(seed)
-    batch = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed, device=device)()
+    batch = _probe_batch(method, data, budget, device, seed)
     opt = torch.optim.Adam(method.parameters(), lr=budget.lr)
     times = []
-    for i in range(steps + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        loss, _ = method.loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-    method.load_state_dict(saved)
-    torch.set_rng_state(rng)
-    method.train(was_training)
+    try:
+        for i in range(steps + 2):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            loss, _ = method.loss(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+    finally:
+        method.load_state_dict(saved)
+        method.zero_grad(set_to_none=True)
+        method.train(was_training)
     return 1000 * sum(times) / len(times)
 
 
@@ -324,12 +521,12 @@ def step_flops(method: "Method", data: TrainingSet, budget: "Budget | str | floa
     """Floating-point operations of one training step (loss forward + backward), counted.
 
     Counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one batch of the
-    budget's size on the CPU: convolutions and matrix products (2 FLOPs per
+    budget's size on the method's device: convolutions and matrix products (2 FLOPs per
     multiply-add), which dominate every network of this library; element-wise
     operations and the optimiser update are not counted. The harness divides it by
     N2C's count on the same U-Net to give the *expected* cost ratio of a method,
-    against which its measured ``step_ms`` ratio is read. Weights and the global RNG
-    are restored afterwards.
+    against which its measured ``step_ms`` ratio is read. Weights are restored
+    afterwards; torch's global RNG is not used.
 
     Returns:
         the FLOP count (int).
@@ -337,12 +534,9 @@ def step_flops(method: "Method", data: TrainingSet, budget: "Budget | str | floa
     from torch.utils.flop_counter import FlopCounterMode
 
     budget = Budget.resolve(budget, torch.device("cpu"))
-    data = data.for_method(method.requires)
     device = next(iter(method.parameters()), torch.empty(0)).device
     saved = {k: v.clone() for k, v in method.state_dict().items()}
-    rng = torch.get_rng_state()
-    torch.manual_seed(seed)
-    batch = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed, device=device)()
+    batch = _probe_batch(method, data, budget, device, seed)
     was_training = method.training
     method.train()
     counter = FlopCounterMode(display=False)
@@ -353,6 +547,5 @@ def step_flops(method: "Method", data: TrainingSet, budget: "Budget | str | floa
     finally:
         method.zero_grad(set_to_none=True)
         method.load_state_dict(saved)
-        torch.set_rng_state(rng)
         method.train(was_training)
     return int(counter.get_total_flops())

@@ -39,10 +39,12 @@ if "google.colab" in sys.modules:
 import numpy as np
 import torch
 
-from denoise_lib import classical, course, data, metrics, plot
+from denoise_lib import classical, course, data, metrics
+from denoise_lib.course import plots as plot
 from denoise_lib.noise import Gaussian, Poisson, Speckle
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## Test images

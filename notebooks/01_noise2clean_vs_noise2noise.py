@@ -47,11 +47,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from denoise_lib import course, data, methods, metrics, plot
+from denoise_lib import course, data, methods, metrics
+from denoise_lib.course import plots as plot
 from denoise_lib.noise import Gaussian
 from denoise_lib.train import fit
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## Data: one fixed noisy training set

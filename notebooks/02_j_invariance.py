@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from denoise_lib import course, data, invariance, masks, metrics
+from denoise_lib.course import jinvariance
 from denoise_lib.methods.n2s_unmasked import UnmaskedSelfSupervised
 from denoise_lib.methods.n2v import Noise2Void
 from denoise_lib.methods.noise2same import Noise2Same
@@ -56,6 +57,7 @@ from denoise_lib.noise import Gaussian
 from denoise_lib.train import fit
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## Data: one fixed noisy observation per image
@@ -222,7 +224,7 @@ print(f"on {n_j} test image(s): one pass {mean_psnr(out_v[:n_j], test_clean[:n_j
 # with $J$ a stratified sample of 0.01 % of the pixels and $\y_{J^c}$ the image whose
 # pixels in $J$ are replaced by Gaussian noise of standard deviation $\sigma_m = 0.5$, on
 # images normalised to zero mean and unit variance; $\mathcal D$ is in those normalised
-# units (`invariance.measure_d`, `normalize=True`). We measure it for
+# units (`jinvariance.measure_d`, `normalize=True`). We measure it for
 #
 # * the **Noise2Void** U-Net trained above;
 # * a **Noise2Same** U-Net (Part 4), trained here with $\lambda_{\mathrm{inv}} = 2\sigma$;
@@ -256,7 +258,7 @@ draws = cfg.pick(smoke=1, quick=3, full=16)
 nets = {"Noise2Void U-Net": n2v.net.eval(), "Noise2Same U-Net": n2same.net.eval(), "blind-spot U-Net": blind}
 d_sparse = {}
 for name, net in nets.items():
-    d_sparse[name] = invariance.measure_d(net, d_images, fraction=1e-4, sigma_m=0.5, draws=draws,
+    d_sparse[name] = jinvariance.measure_d(net, d_images, fraction=1e-4, sigma_m=0.5, draws=draws,
                                           generator=torch.Generator().manual_seed(1))
 print(f"sparse D(f) on {len(d_images)} central crops of {side}×{side}, {draws} mask draw(s) each, "
       f"normalised units:")
@@ -270,9 +272,9 @@ for name, d in d_sparse.items():
 
 # %%
 one = d_images[:2, :, :64, :64]
-d_one_blind = invariance.measure_d(blind, one, fraction=1e-4, one_at_a_time=True, draws=4,
+d_one_blind = jinvariance.measure_d(blind, one, fraction=1e-4, one_at_a_time=True, draws=4,
                                    generator=torch.Generator().manual_seed(2))
-d_one_n2v = invariance.measure_d(n2v.net, one, fraction=1e-4, one_at_a_time=True, draws=4,
+d_one_n2v = jinvariance.measure_d(n2v.net, one, fraction=1e-4, one_at_a_time=True, draws=4,
                                  generator=torch.Generator().manual_seed(2))
 print(f"one pixel at a time ({d_one_blind.pixels} pixels): blind-spot D = {float(d_one_blind):.1e}, "
       f"Noise2Void D = {float(d_one_n2v):.1e}")

@@ -43,13 +43,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from denoise_lib import course, data, methods, metrics, plot
+from denoise_lib import course, data, methods, metrics
+from denoise_lib.course import plots as plot
 from denoise_lib.models import BlindSpotUNet
 from denoise_lib.models.blindspot import influence
 from denoise_lib.noise import Gaussian
 from denoise_lib.train import fit
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## 1. The blind spot, checked by autograd
@@ -190,7 +192,7 @@ names = {"L2": "laine19-l2", "per-component": "laine19-percomp", "full": "laine1
 models, histories = {}, {}
 for label, name in names.items():
     torch.manual_seed(cfg.seed)
-    models[label] = methods.build(name, channels=3, noise=noise, **net_size)
+    models[label] = methods.build(name, channels=3, noise=noise, net=net_size)
     histories[label] = fit(models[label], train_set, budget, seed=cfg.seed, device=cfg.device)
 n_params = sum(p.numel() for p in models["full"].net.parameters())
 print(f"network: {net_size}, {n_params:,} parameters (full model)")

@@ -47,15 +47,20 @@ import numpy as np
 import skimage.data
 import torch
 
-from denoise_lib import course, data, metrics, motion
+from denoise_lib import course, data, metrics, ops
+from denoise_lib.course import alignment
+from denoise_lib.course.alignment import epsilon_identity, measure_alignment
+from denoise_lib.data import motion
 from denoise_lib.image import as_image
 from denoise_lib.methods.n2n import Noise2Noise
-from denoise_lib.methods.self2align import Self2Align, epsilon_identity, gaussian_smooth, measure_alignment
+from denoise_lib.methods.self2align import Self2Align
+from denoise_lib.ops import gaussian_smooth
 from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian
 from denoise_lib.train import fit
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## Data: moving pairs simulated from still images
@@ -199,7 +204,7 @@ for name, (m, h) in runs.items():
 #
 # The alignment network of the full method estimates a flow from the **noisy** frames
 # of fresh test pairs. We apply that flow to the **clean** second frame (bicubic) and
-# measure $\epsilon$ = `motion.mismatch`, the mean squared difference to the clean
+# measure $\epsilon$ = `alignment.mismatch`, the mean squared difference to the clean
 # reference. A border of 10 pixels is excluded, where content enters or leaves the
 # frame; the region is the same before and after.
 
@@ -218,7 +223,7 @@ print(f"bound of the theory page on the excess RMSE, 2√ε: {2 * np.sqrt(before
 k = 0
 y1, y2 = test_pairs.noisy[k], test_pairs.target[k]
 aligned_noisy, flow = aligner.align(y1, y2)
-aligned_clean = motion.warp(test_moved[k], flow, mode="bicubic")
+aligned_clean = ops.warp(test_moved[k], flow, mode="bicubic")
 true_inverse = -test_flows[k]  # exact for the shift part; the estimated flow should look like it
 fig, ax = plt.subplots(2, 3, figsize=(12, 7.5))
 ax[0, 0].imshow(y2[0, 0], cmap="gray", vmin=0, vmax=1)
@@ -292,7 +297,7 @@ plt.show()
 # 7–60 pixels that depends on depth, and by occlusions. Our network is built for the few
 # pixels between neighbouring video frames. We therefore (i) reduce the images 4× and
 # convert them to gray, (ii) remove the bulk of the displacement with a classical global
-# registration (`motion.global_shift`: the integer translation that minimises the squared
+# registration (`alignment.global_shift`: the integer translation that minimises the squared
 # difference of the smoothed noisy views), and (iii) let the trained network align the
 # rest, from noisy views ($\sigma = 25/255$, independent noise on each view).
 
@@ -307,19 +312,19 @@ coverage = torch.nn.functional.avg_pool2d(known, 4)
 disp = disp / coverage.clamp_min(1e-6) / 4       # true disparity at 1/4 scale, in reduced pixels
 g = torch.Generator().manual_seed(3)
 y_left, y_right = noise(x_left, g), noise(x_right, g)
-pre = motion.global_shift(y_left, y_right, max_shift=16)     # classical, from the noisy views
-y_right_pre = motion.warp(y_right, pre)
-x_right_pre = motion.warp(x_right, pre)
+pre = alignment.global_shift(y_left, y_right, max_shift=16)     # classical, from the noisy views
+y_right_pre = ops.warp(y_right, pre)
+x_right_pre = ops.warp(x_right, pre)
 aligned_y, flow_real = aligner.align(y_left, y_right_pre)
-x_right_aligned = motion.warp(x_right_pre, flow_real, mode="bicubic")
+x_right_aligned = ops.warp(x_right_pre, flow_real, mode="bicubic")
 total = flow_real[0, 0] + pre[0, 0]           # total horizontal flow: the network's plus the global one
 valid = coverage[0, 0] == 1
 border = 8
 inner = torch.zeros_like(valid)
 inner[border:-border, border:-border] = True
-e_global = motion.mismatch(x_left, x_right_pre, border=border)
-e_net = motion.mismatch(x_left, x_right_aligned, border=border)
-e_raw = motion.mismatch(x_left, x_right, border=border)
+e_global = alignment.mismatch(x_left, x_right_pre, border=border)
+e_net = alignment.mismatch(x_left, x_right_aligned, border=border)
+e_raw = alignment.mismatch(x_left, x_right, border=border)
 print(f"views {tuple(x_left.shape[-2:])} after 4× reduction; true disparity {disp[0, 0][valid].min():.1f}–"
       f"{disp[0, 0][valid].max():.1f} px (median {disp[0, 0][valid].median():.1f})")
 print(f"global shift (exhaustive search on the noisy views): flow {pre[0, 0, 0, 0]:+.0f} px horizontal, "

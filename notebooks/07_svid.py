@@ -58,12 +58,14 @@ import numpy as np
 import torch
 from scipy import stats
 
-from denoise_lib import course, data, metrics, plot
+from denoise_lib import course, data, metrics
+from denoise_lib.course import plots as plot
 from denoise_lib.methods.svid import SVID, collapse_stats, renoise
 from denoise_lib.models import UNet
 from denoise_lib.train import fit
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## Data
@@ -173,7 +175,7 @@ snapshots = {}
 for stop in checkpoints:
     if stop > 0:
         hist = fit(svid, train_sets["gaussian"], budget, seed=cfg.seed, device=cfg.device,
-                   checkpoint=workdir / "svid.pt", until=stop, progress=False)
+                   checkpoint=workdir / "svid.pt", until=stop)
     if stop == ablation_steps:                                        # kept for section 3
         svid_early = (copy.deepcopy(svid), hist)
     svid.eval()
@@ -254,7 +256,7 @@ runs = {"SVID (section 2)": svid_early}
 for name, kw in ablation.items():
     m = make_svid(**kw)
     runs[name] = (m, fit(m, train_sets["gaussian"], budget, seed=cfg.seed, device=cfg.device,
-                         until=ablation_steps, progress=False))
+                         until=ablation_steps))
 for name, (m, hist) in runs.items():
     ablation_results[name] = ablation_row(m, hist)
 print(f"(a) from the random initialisation, {ablation_steps} steps each; noisy input {psnr_noisy['gaussian']:.2f} dB")
@@ -274,7 +276,7 @@ branch_results = {"start (section 2, end of warm-up)": ablation_row(svid_early[0
 for name, sg in (("Eq. (10), stop-gradient", True), ("Eq. (10), no stop-gradient", False)):
     m = SVID(copy.deepcopy(svid_early[0].net), stop_gradient=sg, fidelity=0.0, warmup_steps=0)
     hist = fit(m, train_sets["gaussian"], budget.replace(steps=branch_steps), seed=cfg.seed + 1,
-               device=cfg.device, progress=False)
+               device=cfg.device)
     branch_results[name] = ablation_row(m, hist)
 print(f"(b) from section 2's network at step {ablation_steps}, then {branch_steps} steps of Eq. (10)")
 print_ablation(branch_results)
@@ -332,7 +334,7 @@ other_steps = cfg.pick(smoke=3, quick=300, full=cfg.budget.steps)
 trained = {"gaussian": svid}
 for kind in ("poisson", "speckle"):
     m = make_svid()
-    fit(m, train_sets[kind], budget.replace(steps=other_steps), seed=cfg.seed, device=cfg.device, progress=False)
+    fit(m, train_sets[kind], budget.replace(steps=other_steps), seed=cfg.seed, device=cfg.device)
     trained[kind] = m
 results = {}
 for kind, m in trained.items():

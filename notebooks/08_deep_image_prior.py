@@ -49,9 +49,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from denoise_lib import course, data, methods, metrics, plot
+from denoise_lib import course, data, methods, metrics
+from denoise_lib.course import plots as plot
 
 cfg = course.setup(seed=0)
+torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
 # ## 1. The linear model: gradient descent is a spectral filter
@@ -177,7 +179,7 @@ plot.compare(panels, reference=clean, size=2.6)
 # :class: tip
 # 1. Repeat the fit at $\sigma = 50/255$. Does the peak come earlier or later, and is it
 #    lower? Relate the answer to Exercise {ref}`ex-dip-stop` of the theory page.
-# 2. Fit with a network with fewer features (`methods.build("dip", channels=1, features=8)`).
+# 2. Fit with a network with fewer features (`methods.build("dip", channels=1, net={"features": 8})`).
 #    How do the peak PSNR and the decline change?
 # 3. Replace the random input by a constant tensor. Does the network still denoise?
 # :::

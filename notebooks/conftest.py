@@ -7,3 +7,4 @@ tests/test_notebooks.py checks that they are complete and current.
 import os
 
 os.environ.setdefault("DENOISE_BUDGET", "smoke")
+os.environ.setdefault("DENOISE_PROGRESS", "0")

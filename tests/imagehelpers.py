@@ -72,3 +72,27 @@ class Spy(torch.nn.Module):
         self.inputs.append(x.detach().clone() if self.detach_inputs else x)
         self.outputs.append(out)
         return out
+
+
+class HostRoundTrip(AssertionError):
+    """Raised by :func:`host_round_trip_guard` when code under test syncs with the host."""
+
+
+class host_round_trip_guard:
+    """Context manager: ``Tensor.item/cpu/numpy/tolist`` and ``float()/int()/bool()`` of a
+    tensor raise :class:`HostRoundTrip` inside it (a training step must not sync)."""
+
+    NAMES = ("item", "cpu", "numpy", "tolist", "__float__", "__int__", "__bool__", "__index__")
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def __enter__(self):
+        for what in self.NAMES:
+            def refuse(*args, _what=what, **kwargs):
+                raise HostRoundTrip(f"host round trip in a training step: Tensor.{_what}")
+            self.monkeypatch.setattr(torch.Tensor, what, refuse)
+        return self
+
+    def __exit__(self, *exc):
+        self.monkeypatch.undo()

@@ -46,6 +46,7 @@ def test_config_records_the_run(result):
     assert cfg["test_images"] == 2 and cfg["train_images"] == 2 and cfg["channels"] == 1
     assert cfg["draws"] == 2 and cfg["seed"] == 0
     assert cfg["budget_resolved"]["steps"] == 3
+    assert len(cfg["load_average_at_start"]) == 3 and cfg["library"]["version"]
 
 
 def test_rows_have_sensible_values(result):
@@ -126,3 +127,25 @@ def test_cost_ratios_are_counted_against_n2c(laine_pair):
     assert 5 < lai["flops_vs_n2c"] < 9                               # 4 branches × ≈1.5 + the 1×1 head
     assert "7×" in lai["cost_note"] and "2×" in n2s["cost_note"]
     assert all(r["time_vs_n2c"] > 0 for r in laine_pair.values())
+
+
+def test_markdown_renders_a_saved_result(result, tmp_path, capsys):
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps(result))
+    assert bench.main(["--markdown", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["noisy", "tv", "n2n"]
+    assert f"{result['results'][2]['psnr']:.2f}" in out and "load average" in out
+
+
+def test_json_folder_is_created_and_an_unwritable_target_fails_before_the_run(tmp_path, capsys):
+    target = tmp_path / "a" / "b"
+    target.mkdir(parents=True)
+    code = bench.main(["--methods", "noisy", "--test", "skimage-gray", "--test-limit", "1", "--json", str(target)])
+    assert code == 2 and "cannot write --json" in capsys.readouterr().err
+
+
+def test_bad_draws_exit_2(capsys):
+    code = bench.main(["--methods", "noisy", "--test", "skimage-gray", "--test-limit", "1", "--draws", "0"])
+    assert code == 2 and "draws" in capsys.readouterr().err

@@ -9,10 +9,15 @@ import torch
 from imagehelpers import smooth_images
 from denoise_lib import methods, metrics
 from denoise_lib.image import ImageError
+from denoise_lib.methods import PerImageMethod
 from denoise_lib.methods.dip import DEFAULT_ITERATIONS, DeepImagePrior, FitHistory, random_input
 from denoise_lib.models import UNet
 
 SIGMA = 25 / 255
+
+
+def size(net):
+    return sum(p.numel() for p in net.parameters())
 
 
 def tiny(input="noise", channels=1, **kw):
@@ -47,13 +52,15 @@ def pair(channels=1, size=(24, 20), seed=0):
 
 def test_registry():
     d = methods.build("dip", channels=1)
-    assert type(d) is DeepImagePrior and d.per_image and d.input == "noise" and d.name == "dip"
-    assert d.requires == "single" and d.net.in_channels == d.z_channels and d.channels == 1
+    assert type(d) is DeepImagePrior and isinstance(d, PerImageMethod) and d.input == "noise" and d.name == "dip"
+    assert d.net.in_channels == d.z_channels and d.channels == 1 and not hasattr(d, "loss")
     dy = methods.build("dip-y", channels=3)
     assert dy.input == "noisy" and dy.name == "dip-y" and dy.net.in_channels == 3 and dy.channels == 3
     assert sum(p.numel() for p in d.net.parameters()) < 200_000           # the small default network
     assert (d.iterations, dy.iterations) == (DEFAULT_ITERATIONS["noise"], DEFAULT_ITERATIONS["noisy"])
-    assert methods.build("dip", channels=1, iterations=7, features=8).iterations == 7
+    small = methods.build("dip", channels=1, iterations=7, z_channels=5, net={"features": 8})
+    assert small.iterations == 7 and small.net.in_channels == 5
+    assert size(small.net) == size(UNet(5, out_channels=1, features=8, depth=4))
     with pytest.raises(ValueError, match="input"):
         DeepImagePrior(UNet(1), input="zeros")
     with pytest.raises(ValueError, match="in_channels=32"):
@@ -62,6 +69,14 @@ def test_registry():
         DeepImagePrior(UNet(1), input="noisy", iterations=-1)
     with pytest.raises(ValueError, match="lr"):
         DeepImagePrior(UNet(1), input="noisy", lr=0)
+
+
+def test_default_net_follows_the_settings():
+    assert DeepImagePrior.default_net(3, {"input": "noisy"}).in_channels == 3
+    net = DeepImagePrior.default_net(1, {"input": "noise", "z_channels": 6}, features=8, depth=2)
+    assert (net.in_channels, net.out_channels, net.depth) == (6, 1, 2)
+    assert size(net) == size(UNet(6, out_channels=1, features=8, depth=2))
+    assert DeepImagePrior.default_net(1, {}).in_channels == 32                 # z has 32 channels by default
 
 
 def test_random_input_is_fixed_and_seeded():
@@ -142,7 +157,7 @@ def test_bad_inputs():
         m.fit_image(noisy, clean=clean[..., :-1])
     with pytest.raises(ValueError, match="record_every"):
         m.fit_image(noisy, record_every=0)
-    with pytest.raises(RuntimeError, match="per_image"):
-        m.loss(None)
+    with pytest.raises(ValueError, match="batch_size"):
+        m.denoise(noisy, batch_size=0)
     rgb = tiny("noisy", channels=3)
     assert rgb.denoise(noisy).shape == (1, 3, 24, 20)                      # gray input to an RGB model

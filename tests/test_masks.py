@@ -23,7 +23,20 @@ def test_cell_size(fraction, side):
 @pytest.mark.parametrize("bad", [0, -0.1, 0.3, 1.0, float("nan"), "0.1"])
 def test_bad_fraction_raises(bad):
     with pytest.raises(ValueError, match="fraction"):
-        masks.stratified_mask((1, 1, 8, 8), bad)
+        masks.stratified_mask((1, 1, 8, 8), bad, generator=gen())
+
+
+def test_random_draws_need_an_explicit_generator():
+    """No fall-back to torch's global RNG: every function that draws asks for a generator."""
+    y, m = torch.rand(1, 1, 8, 8), torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    for call in (lambda: masks.stratified_mask(y.shape, 0.25, generator=None),
+                 lambda: masks.mask_batch(y, 0.25, "zero", generator=None),
+                 lambda: masks.replace(y, m, "ups"), lambda: masks.replace(y, m, "random"),
+                 lambda: masks.replace(y, m, "gaussian")):
+        with pytest.raises(TypeError, match="generator"):
+            call()
+    masks.replace(y, m, "donut")                                # deterministic: no generator needed
+    masks.replace(y, m, "zero")
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (61, 47), (100, 37)])
@@ -192,7 +205,7 @@ def test_unknown_strategy_and_bad_mask_raise():
     with pytest.raises(TypeError):
         masks.replace(y, m.float(), "zero")
     with pytest.raises(ValueError, match="≥ 2"):
-        masks.ups(torch.rand(1, 1, 1, 8), torch.ones(1, 1, 1, 8, dtype=torch.bool))
+        masks.ups(torch.rand(1, 1, 1, 8), torch.ones(1, 1, 1, 8, dtype=torch.bool), generator=gen())
 
 
 def test_masked_mse_is_normalised_by_the_masked_entries():
@@ -203,8 +216,8 @@ def test_masked_mse_is_normalised_by_the_masked_entries():
     want = (((a[0, :, 1, 1] - b[0, :, 1, 1]) ** 2).sum() + ((a[1, :, 5, 6] - b[1, :, 5, 6]) ** 2).sum()
             + ((a[1, :, 2, 7] - b[1, :, 2, 7]) ** 2).sum()) / (3 * 3)
     assert torch.allclose(masks.masked_mse(a, b, m), want)
-    with pytest.raises(ValueError, match="empty mask"):
-        masks.masked_mse(a, b, torch.zeros_like(m))
+    empty = masks.masked_mse(a, b, torch.zeros_like(m))            # count clamped: 0, not NaN
+    assert empty == 0
 
 
 def test_mask_batch_returns_input_and_mask_on_the_image_device():
@@ -214,3 +227,63 @@ def test_mask_batch_returns_input_and_mask_on_the_image_device():
     assert math.isclose(m.float().mean().item(), 0.01, rel_tol=0.5)
     changed = (masked != y).any(1, keepdim=True)
     assert not (changed & ~m).any()
+
+
+def test_fully_masked_neighbourhoods_fall_back_to_the_other_masked_pixels():
+    """Only when every neighbour is masked are masked neighbours used (never the centre)."""
+    y = unique_image(1, 1, 5, 6)
+    m = torch.ones(1, 1, 5, 6, dtype=torch.bool)
+    out = masks.ups(y, m, radius=1, generator=gen(22))
+    assert (out != y).all()                                       # the centre is never its own source
+    assert set(out.flatten().tolist()) <= set(y.flatten().tolist())
+    d = masks.donut(y, m)
+    ref = masks.donut(y, torch.zeros_like(m).index_put_((torch.tensor([0]), torch.tensor([0]),
+                                                         torch.tensor([2]), torch.tensor([3])),
+                                                        torch.tensor(True)))
+    assert torch.allclose(d[0, 0, 2, 3], ref[0, 0, 2, 3])         # an interior pixel: the 8-neighbour mean
+
+
+def test_stratified_mask_border_cells_chi_square():
+    """Within a partial border cell, the masked position is uniform over its pixels (χ² test)."""
+    n = 3000
+    m = masks.stratified_mask((n, 1, 6, 6), 1 / 16, generator=gen(23))[:, 0]   # s = 4: cell (1, 1) is 2×2
+    corner = m[:, 4:, 4:].reshape(n, 4)
+    counts = corner.sum(0).double()
+    assert (corner.sum(1) <= 1).all()
+    expected = n / 16                                             # probability 1/s² per pixel
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 16.27                                           # χ²(4 dof) at p = 0.003
+
+
+def _refuse(what):
+    def f(*args, **kwargs):
+        raise AssertionError(f"host round trip: {what}")
+    return f
+
+
+def test_training_path_has_no_host_round_trip_or_data_dependent_shape(monkeypatch):
+    """stratified_mask, the replacements, mask_batch and masked_mse run with host transfers refused."""
+    y = torch.rand((2, 3, 20, 24), generator=gen(24))
+    small = torch.rand((2, 1, 5, 7), generator=gen(25))             # smaller than a cell: the fallback
+    plain_getitem = torch.Tensor.__getitem__
+
+    def getitem(self, idx):
+        for i in idx if isinstance(idx, tuple) else (idx,):
+            if isinstance(i, torch.Tensor) and i.dtype == torch.bool:
+                raise AssertionError("boolean-mask indexing (data-dependent shape)")
+        return plain_getitem(self, idx)
+
+    for what in ("item", "cpu", "numpy", "tolist", "__float__", "__int__", "__bool__", "__index__", "nonzero"):
+        monkeypatch.setattr(torch.Tensor, what, _refuse(f"Tensor.{what}"))
+    monkeypatch.setattr(torch, "nonzero", _refuse("torch.nonzero"))
+    monkeypatch.setattr(torch.Tensor, "__getitem__", getitem)
+    g = gen(26)
+    m = masks.stratified_mask(y.shape, 1 / 16, generator=g, device=y.device)
+    masks.stratified_mask(small.shape, 1e-4, generator=g)
+    for s in masks.STRATEGIES:
+        masks.replace(y, m, s, generator=g)
+    masked, mask = masks.mask_batch(y, 0.01, "ups", generator=g)
+    masks.mask_batch(small, 1e-4, "gaussian", generator=g)
+    loss = masks.masked_mse(masked, y, mask)
+    monkeypatch.undo()
+    assert loss.ndim == 0 and torch.isfinite(loss)

@@ -1,4 +1,4 @@
-"""Neighbor2Neighbor (Huang et al. 2021): sub-samplers, the loss of Eq. (7), the γ ramp, Theorem 1."""
+"""Neighbor2Neighbor (Huang et al. 2021): sub-samplers, the loss of Eq. (7), the γ ramp, Theorem 1 (course)."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +8,8 @@ from torch.nn import functional as F
 
 from imagehelpers import Spy, smooth_images
 from denoise_lib import methods, subsample
+from denoise_lib.course import neighbours
+from denoise_lib.course.plots import plot_choice
 from denoise_lib.data import TrainingSet
 from denoise_lib.methods import Batch
 from denoise_lib.methods.nb2nb import Neighbor2Neighbor
@@ -161,11 +163,11 @@ def test_fixed_location_sampler_uses_one_pair_per_image():
 
 def test_subpixel_shift():
     x = smooth_images(1, (20, 24))[0]
-    assert torch.allclose(subsample.subpixel_shift(x, 0, 0), x, atol=1e-6)
-    right = subsample.subpixel_shift(x, 0, 1)
+    assert torch.allclose(neighbours.subpixel_shift(x, 0, 0), x, atol=1e-6)
+    right = neighbours.subpixel_shift(x, 0, 1)
     assert torch.allclose(right[..., 1:], x[..., :-1], atol=1e-5)
     assert torch.allclose(right[..., 0], x[..., 0], atol=1e-6)                # border replicated
-    half = subsample.subpixel_shift(x, 0.5, 0)
+    half = neighbours.subpixel_shift(x, 0.5, 0)
     assert torch.allclose(half[..., 1:, :], 0.5 * (x[..., 1:, :] + x[..., :-1, :]), atol=1e-5)
 
 
@@ -189,7 +191,7 @@ def test_registered_names_and_settings():
     assert (m.name, m.sampler, m.requires) == ("nb2nb", "random", "single")
     assert (f.name, f.sampler, f.requires) == ("nb2nb-fixed", "fixed", "single")
     assert m.gamma == 2.0 and m.gamma_schedule == "ramp"
-    assert Neighbor2Neighbor(UNet(1), sampler="fixed", gamma=8).name == "nb2nb-fixed"
+    assert Neighbor2Neighbor(UNet(1), sampler="fixed").name == "nb2nb"     # the class default; build names it
 
 
 @pytest.mark.parametrize("kw,match", [({"sampler": "diag"}, "sampler"), ({"gamma": -1}, "gamma"),
@@ -207,10 +209,8 @@ def test_bad_settings_raise(kw, match):
 def test_loss_by_hand_and_finite_gradient():
     y = noisy_batch()
     m = make(gamma=2.0, gamma_schedule="constant")
-    torch.manual_seed(7)
-    loss, logs = m.loss(Batch(noisy=y, step=0))
-    torch.manual_seed(7)
-    choice = m.choose(y)                                  # the same draw, replayed
+    loss, logs = m.loss(Batch(noisy=y, step=0, generator=torch.Generator().manual_seed(7)))
+    choice = m.choose(y, torch.Generator().manual_seed(7))     # the same draw, replayed
     g1, g2 = choice.apply(y)
     sub_out, full_out = m.net.outputs                     # f(g1(y)) first, then f(y)
     assert torch.equal(m.net.inputs[0], g1) and torch.equal(m.net.inputs[1], y)
@@ -219,7 +219,8 @@ def test_loss_by_hand_and_finite_gradient():
     reg = ((sub_out - g2 - (f1 - f2)) ** 2).mean()
     assert torch.allclose(logs["rec"], rec) and torch.allclose(logs["reg"], reg)
     assert torch.allclose(loss, rec + 2.0 * reg) and torch.isfinite(loss)
-    assert float(logs["gamma"]) == 2.0 and all(not v.requires_grad for v in logs.values())
+    assert logs["gamma"] == 2.0 and type(logs["gamma"]) is float           # a host-side schedule value
+    assert all(v.ndim == 0 and not v.requires_grad for k, v in logs.items() if k != "gamma")
     loss.backward()
     grads = [p.grad for p in m.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -229,15 +230,13 @@ def test_loss_by_hand_and_finite_gradient():
 def test_the_full_pass_gets_no_gradient():
     y = noisy_batch(seed=3)
     m = make(gamma=8.0, gamma_schedule="constant")
-    torch.manual_seed(8)
-    loss, _ = m.loss(Batch(noisy=y))
+    loss, _ = m.loss(Batch(noisy=y, generator=torch.Generator().manual_seed(8)))
     sub_out, full_out = m.net.outputs
     assert sub_out.requires_grad and not full_out.requires_grad and full_out.grad_fn is None
     params = list(m.parameters())
     grad = torch.autograd.grad(loss, params)
     # the same loss with the full pass as a constant gives the same gradient…
-    torch.manual_seed(8)
-    choice = m.choose(y)
+    choice = m.choose(y, torch.Generator().manual_seed(8))
     g1, g2 = choice.apply(y)
     f1, f2 = choice.apply(full_out)
     m.net.outputs.clear()
@@ -296,16 +295,28 @@ def test_odd_training_patches_and_inference():
         make(odd="raise").loss(Batch(noisy=y))
 
 
-def test_fit_trains_and_names_the_checkpoint(tmp_path):
-    train = TrainingSet.from_clean(smooth_images(3, (40, 40)), Gaussian(SIGMA), kind="clean")
-    for name in ("nb2nb", "nb2nb-fixed"):
-        torch.manual_seed(0)
-        m = Neighbor2Neighbor(UNet(1, features=8, depth=2), sampler="fixed" if "fixed" in name else "random")
-        hist = fit(m, train, TINY, checkpoint=tmp_path / f"{name}.pt", progress=False, log_every=1)
-        assert hist.steps == 3 and all(r["loss"] == r["loss"] for r in hist.log)
-        assert torch.load(tmp_path / f"{name}.pt", weights_only=True)["config"]["method"] == name
-        # the ramp follows the budget: γ·progress with progress 0, 1/3, 2/3 before steps 1, 2, 3
-        assert [round(r["gamma"], 5) for r in hist.log] == [0.0, round(2 / 3, 5), round(4 / 3, 5)]
+def test_the_sampler_comes_from_batch_generator_only():
+    y = noisy_batch()
+    m = make(gamma=2.0, gamma_schedule="constant")
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    a, _ = m.loss(Batch(noisy=y, generator=torch.Generator().manual_seed(3)))
+    b, _ = m.loss(Batch(noisy=y, generator=torch.Generator().manual_seed(3)))
+    g = torch.Generator().manual_seed(3)
+    c, _ = m.loss(Batch(noisy=y, generator=g))
+    d, _ = m.loss(Batch(noisy=y, generator=g))          # the same generator moves on: a new sampler
+    assert torch.equal(a, b) and torch.equal(a, c) and not torch.equal(c, d)
+    assert torch.equal(before, torch.get_rng_state())   # the global RNG is never used
+    inputs = m.net.inputs[0::2]                         # f(g1(y)) of each call
+    assert torch.equal(inputs[0], inputs[1]) and not torch.equal(inputs[2], inputs[3])
+
+
+def test_gamma_ramp_follows_the_training_budget_in_fit():
+    train = TrainingSet.from_clean(smooth_images(3, (40, 40)), Gaussian(SIGMA), kind="single")
+    m = methods.build("nb2nb", net={"features": 8, "depth": 2})
+    hist = fit(m, train, TINY, progress=False, log_every=1)
+    # γ·progress with progress 0, 1/3, 2/3 before steps 1, 2, 3
+    assert [round(r["gamma"], 5) for r in hist.log] == [0.0, round(2 / 3, 5), round(4 / 3, 5)]
 
 
 # ----------------------------------------------------------------------------- Theorem 1
@@ -318,7 +329,7 @@ def test_theorem1_check_agrees_and_the_wrong_variants_fail():
     x = smooth_images(1, (48, 48), seed=3)[0]
     g = torch.Generator().manual_seed(0)
     eps = 0.05 * torch.sign(torch.randn(x.shape, generator=g)) + 0.02      # known, nonzero gap
-    checks = subsample.theorem1_check(box3, x, eps, Gaussian(SIGMA), draws=96,
+    checks = neighbours.theorem1_check(box3, x, eps, Gaussian(SIGMA), draws=96,
                                       generator=torch.Generator().manual_seed(1))
     ok, paper, n2n = checks["correct"], checks["paper"], checks["n2n"]
     assert ok.terms["eps2"] == pytest.approx(float((eps.double() ** 2).mean()))
@@ -332,7 +343,7 @@ def test_theorem1_check_agrees_and_the_wrong_variants_fail():
 
 def test_theorem1_with_zero_gap_is_noise2noise():
     x = smooth_images(1, (32, 32), seed=4)[0]
-    checks = subsample.theorem1_check(box3, x, torch.zeros_like(x), Poisson(30), draws=64,
+    checks = neighbours.theorem1_check(box3, x, torch.zeros_like(x), Poisson(30), draws=64,
                                       generator=torch.Generator().manual_seed(2))
     assert all(c.agrees(3.0) for c in checks.values())
     assert checks["n2n"].diff == checks["correct"].diff
@@ -341,7 +352,7 @@ def test_theorem1_with_zero_gap_is_noise2noise():
 @pytest.mark.parametrize("sampler", ["random", "fixed"])
 def test_theorem1_on_subsampled_pairs(sampler):
     x = smooth_images(1, (64, 64), seed=5)[0] ** 3                 # some contrast between neighbours
-    checks = subsample.theorem1_check_subsampled(box3, x, Gaussian(SIGMA), draws=96, sampler=sampler,
+    checks = neighbours.theorem1_check_subsampled(box3, x, Gaussian(SIGMA), draws=96, sampler=sampler,
                                                  generator=torch.Generator().manual_seed(3))
     assert checks["correct"].agrees(3.0), str(checks["correct"])
     assert checks["correct"].terms["eps2"] > 0
@@ -351,17 +362,17 @@ def test_theorem1_summary_arithmetic():
     terms = {"supervised": torch.tensor([1.0, 3.0]), "target_mse": torch.tensor([2.0, 2.0]),
              "sigma2": torch.tensor([0.5, 0.5]), "cross": torch.tensor([0.25, 0.25]),
              "eps2": torch.tensor([0.1, 0.1])}
-    c = subsample.summarise(terms, "correct")
+    c = neighbours.summarise(terms, "correct")
     assert c.lhs == 2.0 and c.rhs == pytest.approx(1.65) and c.diff == pytest.approx(0.35)
     assert c.lhs_se == pytest.approx(1.0) and c.rhs_se == 0.0
-    assert subsample.summarise(terms, "paper").rhs == pytest.approx(1.75)
-    assert subsample.summarise(terms, "n2n").rhs == pytest.approx(1.5)
+    assert neighbours.summarise(terms, "paper").rhs == pytest.approx(1.75)
+    assert neighbours.summarise(terms, "n2n").rhs == pytest.approx(1.5)
     with pytest.raises(ValueError, match="variant"):
-        subsample.summarise(terms, "other")
+        neighbours.summarise(terms, "other")
     with pytest.raises(ValueError, match="draws"):
-        subsample.theorem1_check(box3, torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), Gaussian(SIGMA), draws=1)
+        neighbours.theorem1_check(box3, torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), Gaussian(SIGMA), draws=1)
     with pytest.raises(ValueError, match="eps"):
-        subsample.theorem1_check(box3, torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 9), Gaussian(SIGMA))
+        neighbours.theorem1_check(box3, torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 9), Gaussian(SIGMA))
 
 
 def test_plot_choice_draws_the_chosen_pixels():
@@ -370,14 +381,14 @@ def test_plot_choice_draws_the_chosen_pixels():
     import matplotlib.pyplot as plt
 
     choice = subsample.choose(torch.zeros(1, 1, 8, 10), sampler="fixed", pair=0)
-    ax = subsample.plot_choice(choice, cells=(2, 3), title="t")
+    ax = plot_choice(choice, cells=(2, 3), title="t")
     rgb = ax.images[0].get_array()
     assert rgb.shape == (4, 6, 3)
     assert (rgb[0::2, 0::2, 0] > 0.8).all() and (rgb[0::2, 1::2, 2] > 0.8).all()   # pair (0, 1): red, blue
     assert (rgb[1::2, :, :] > 0.9).all()                                          # bottom rows unused
     plt.close("all")
     with pytest.raises(ValueError, match="no cell"):
-        subsample.plot_choice(choice, origin=(4, 0))
+        plot_choice(choice, origin=(4, 0))
 
 
 def test_building_the_method_does_not_touch_the_global_rng():

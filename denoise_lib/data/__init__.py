@@ -8,7 +8,7 @@ Every loader returns a list of float32 tensors of shape ``(1, C, H, W)`` in [0, 
   ``"skimage-rgb"`` (images shipped with scikit-image: the offline default), or a
   path to a folder of images.
 * :class:`TrainingSet` — a **fixed** noisy training set: the noise is drawn once
-  when it is built (COURSE.md §3), one draw per image for self-supervised methods,
+  when it is built, one draw per image for self-supervised methods,
   two independent draws for Noise2Noise, and clean images only for Noise2Clean.
 * :class:`PatchSampler` — random aligned crops with the 8 flips/rotations.
 * :func:`add_noise` — seeded noisy test observations, reproducible image by image.
@@ -145,6 +145,11 @@ class Batch:
             (set by :func:`denoise_lib.train.fit`, by steps or by time, whichever is
             further; None outside the loop). Schedules that span the whole training,
             such as Neighbor2Neighbor's γ ramp, use it.
+        generator: the source of every random draw a method makes in its loss (masks,
+            sub-samplers, re-noising signs), a ``torch.Generator`` on the device of
+            ``noisy``. :func:`~denoise_lib.train.fit` passes its own generator, which it
+            seeds and checkpoints; a batch built by hand gets a fresh one seeded with 0.
+            Methods never draw from torch's global RNG.
     """
 
     noisy: torch.Tensor
@@ -152,6 +157,11 @@ class Batch:
     clean: torch.Tensor | None = None
     step: int = 0
     progress: float | None = None
+    generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        if self.generator is None:
+            self.generator = torch.Generator(device=self.noisy.device).manual_seed(0)
 
 
 def _generator(seed: int, index: int = 0) -> torch.Generator:
@@ -206,6 +216,10 @@ class TrainingSet:
         if need is None or len(need) != len(self.noisy):
             raise ValueError(f"a {self.kind!r} training set needs as many "
                              f"{'targets' if self.kind == 'pairs' else 'clean images'} as noisy images")
+        chans = sorted({int(y.shape[1]) for y in self.noisy})
+        if len(chans) > 1:
+            raise ImageError(f"a training set needs one channel count, got images with {chans} channels; "
+                             "convert them first (data.load(..., channels=1 or 3))")
         for i, y in enumerate(self.noisy):
             for other in (self.target, self.clean):
                 if other is not None and other[i].shape != y.shape:

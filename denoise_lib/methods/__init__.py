@@ -5,17 +5,19 @@ Each method lives in its own module named after it; networks live in
 network by name, importing only the module it needs.
 
 The registry (:data:`REGISTRY`) maps each name to its module, class and settings;
-the comparison harness accepts every registered name. ``requires`` says which
-training data a method may see ("clean", "pairs" or "single").
+the comparison harness accepts every registered name. A new method is one module
+(a :class:`Method` or :class:`PerImageMethod` subclass) plus one line here.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 
-from .base import Batch, Method
+import torch
 
-__all__ = ["Batch", "Method", "REGISTRY", "build", "available", "method_class", "training_key"]
+from .base import Batch, Denoiser, Method, PerImageMethod
+
+__all__ = ["Batch", "Denoiser", "Method", "PerImageMethod", "REGISTRY", "build", "available", "method_class", "training_key"]
 
 #: name → (module in this package, class, constructor keyword arguments).
 #: One module per method; several names may share a class with different settings.
@@ -36,12 +38,12 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     # Neighbor2Neighbor (Huang et al. 2021): random neighbour sub-sampler, γ ramped 0 → 2.
     "nb2nb": ("nb2nb", "Neighbor2Neighbor", {}),
     "nb2nb-fixed": ("nb2nb", "Neighbor2Neighbor", {"sampler": "fixed"}),
-    # Self2Align (Wang et al. 2022): trains on misaligned pairs of noisy frames (pair_source "moving").
+    # Self2Align (Wang et al. 2022): trains on misaligned pairs of noisy frames (its training_set).
     "self2align": ("self2align", "Self2Align", {}),
     # SVID (Lin et al. 2021): self-verification with a stop-gradient target.
     "svid": ("svid", "SVID", {}),
     "svid-nostopgrad": ("svid", "SVID", {"stop_gradient": False}),
-    # Deep Image Prior: fitted per test image (per_image = True), fixed iteration count.
+    # Deep Image Prior: a PerImageMethod, fitted to each test image for a fixed iteration count.
     "dip": ("dip", "DeepImagePrior", {"input": "noise"}),
     "dip-y": ("dip", "DeepImagePrior", {"input": "noisy"}),
 }
@@ -52,8 +54,8 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
-def method_class(name: str) -> type[Method]:
-    """The :class:`Method` subclass registered under ``name`` (imported on demand).
+def method_class(name: str) -> type[Denoiser]:
+    """The :class:`Method` or :class:`PerImageMethod` subclass registered under ``name`` (imported on demand).
 
     Raises:
         KeyError: unknown name (the message lists the known ones).
@@ -74,45 +76,46 @@ def training_key(name: str) -> tuple:
     """
     cls = method_class(name)
     module, clsname, kw = REGISTRY[name]
-    return (module, clsname, tuple(sorted((k, repr(v)) for k, v in kw.items() if k not in cls.inference_kwargs)))
+    skip = getattr(cls, "inference_kwargs", ())
+    return (module, clsname, tuple(sorted((k, repr(v)) for k, v in kw.items() if k not in skip)))
 
 
-def build(name: str, channels: int = 1, *, noise=None, patch_size: int | None = None, **kwargs) -> Method:
+def build(name: str, channels: int = 1, *, noise=None, patch_size: int | None = None,
+          net: dict | None = None, seed: int = 0, **kwargs) -> Denoiser:
     """Create method ``name`` with its default network for ``channels`` (1 or 3).
 
     Args:
-        name: a key of :data:`REGISTRY`.
+        name: a key of :data:`REGISTRY`; it becomes the instance's ``name``.
         channels: image channels, 1 or 3.
         noise: the noise model of the data (a :class:`~denoise_lib.noise.NoiseModel` or
             spec string). It is passed to constructors that take a ``noise`` argument
             (methods that use a known noise level, e.g. σ for a posterior mean) and
             ignored by the others.
-        patch_size: side of the training patches, when known. Passed to a
-            ``default_net`` that takes it (the blind-spot network sizes its depth
-            from it) and ignored otherwise.
-        **kwargs: constructor arguments; they override the registry's settings.
-
-    The default network is the Noise2Noise U-Net (:class:`denoise_lib.models.UNet`)
-    unless the method class defines a static ``default_net(channels, **kwargs)``, which
-    receives the same keyword arguments as the constructor.
+        patch_size: side of the training patches, when known; passed to the class's
+            ``default_net`` (the blind-spot network sizes its depth from it).
+        net: keyword arguments of the network (e.g. ``{"features": 24, "depth": 4}``),
+            passed to ``default_net`` only.
+        seed: seeds the initial weights (drawn inside :func:`torch.random.fork_rng`, so
+            the caller's global RNG is left as it was).
+        **kwargs: method (constructor) arguments; they override the registry's settings.
 
     Raises:
         KeyError: unknown method name.
-        ValueError: ``channels`` not 1 or 3.
+        ValueError: ``channels`` not 1 or 3, or bad method/network arguments.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     cls = method_class(name)
-    kwargs = {**REGISTRY[name][2], **kwargs}
+    settings = {**REGISTRY[name][2], **kwargs}
     if noise is not None and "noise" in inspect.signature(cls.__init__).parameters:
         from ..noise import parse_noise
-        kwargs.setdefault("noise", parse_noise(noise))
-    make_net = getattr(cls, "default_net", None)
-    if make_net is None:
-        from ..models import UNet
-        net = UNet(in_channels=channels)
-    else:
-        hint = {"patch_size": patch_size} if patch_size is not None and \
-            "patch_size" in inspect.signature(make_net).parameters else {}
-        net = make_net(channels, **kwargs, **hint)
-    return cls(net, **kwargs)
+        settings.setdefault("noise", parse_noise(noise))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            network = cls.default_net(channels, dict(settings), patch_size=patch_size, **(net or {}))
+        except TypeError as e:
+            raise ValueError(f"bad network arguments {net!r} for {name}: {e}") from None
+        method = cls(network, **settings)
+    method.name = name
+    return method

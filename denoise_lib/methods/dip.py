@@ -1,8 +1,8 @@
 """Deep Image Prior: fit a network to one noisy image and stop early.
 
 Ulyanov, Vedaldi & Lempitsky (2018), "Deep image prior", in the two forms written
-down by the SVID paper (Lin et al. 2021, §1, "their Eq." below). Book: Part 8,
-``book/08_deep_image_prior.md``. Notation: ``y`` noisy, ``x`` clean, ``f_θ`` the network.
+down by the SVID paper (Lin et al. 2021, §1, "their Eq." below). Book: Part 8.
+Notation: ``y`` noisy, ``x`` clean, ``f_θ`` the network.
 
 * ``input="noise"`` — their Eq. (3): ``min_θ ‖f_θ(z) − y‖²`` with a **fixed** random
   input ``z``: ``z_channels`` = 32 channels (as Ulyanov et al.) of i.i.d. ``U(0, z_scale)``
@@ -18,24 +18,17 @@ image's structure long before it fits the noise, so the output passes close to `
 and then drifts back to ``y``. The number of iterations is the regulariser (early
 stopping); without a clean reference it must be fixed in advance (``iterations``).
 
-DIP has no training set (``per_image = True``): every call of :meth:`DeepImagePrior.denoise`
-fits a **fresh copy** of the network, from the same initial weights, to each image.
-This is inference, not training, so it does not go through
-:func:`denoise_lib.train.fit` (which trains one network on a data set); the
-per-image loop is :meth:`DeepImagePrior.fit_image` (Adam, constant learning rate,
-mean squared error over all pixels, as Ulyanov et al.; their learning rate 0.01 made the
-course U-Net diverge, so the default is 10⁻³).
+DIP has no training set: it is a :class:`~denoise_lib.methods.base.PerImageMethod`.
+Every call of :meth:`DeepImagePrior.denoise` fits a **fresh copy** of the network, from
+the same initial weights, to each image (:meth:`DeepImagePrior.fit_image`: Adam,
+constant learning rate, mean squared error over all pixels, as Ulyanov et al.; their
+learning rate 0.01 made the course U-Net diverge, so the default is 10⁻³).
 
-Default iteration counts (``iterations=None``): 600 for the random input and 100 for the
-noisy input, chosen on **training** images, never on a test set: PSNR curves of the
-default network on BSD400 images 0 and 1 (180 × 180, σ = 25, PSNR recorded every 20
-iterations) peaked at 640 and 620 iterations for the random input (26.42 and 28.84 dB)
-and at 100 for the noisy input (27.42 and 28.92 dB; noisy ≈ 20.3 dB). The best count
-depends on the image, its size, the noise and the network. On 256 × 256 grey crops of
-BSD300-train images 0 and 1, the random-input fit sat at 18–21 dB until about 900
-iterations and peaked only after 1000 (25.8 dB at 1180; 21.4 dB at 1000, with a
-transient divergence at 1100), so on images of that size the default stops too early.
-The Part 8 notebook measures the curves.
+Default iteration counts (``iterations=None``, :data:`DEFAULT_ITERATIONS`): 600 for the
+random input and 100 for the noisy input, read off PSNR curves on **training** images
+(BSD400, 180 × 180, σ = 25), never on a test set. The best count depends on the image,
+its size, the noise and the network (larger images need more iterations); the Part 8
+notebook measures the curves.
 
 Default network (:meth:`DeepImagePrior.default_net`): the course U-Net
 (:class:`denoise_lib.models.UNet`) with 16 encoder features and depth 4
@@ -53,7 +46,7 @@ from torch import nn
 
 from .. import metrics
 from ..image import ImageError, as_image
-from .base import Batch, Method
+from .base import PerImageMethod
 
 __all__ = ["DeepImagePrior", "FitHistory", "INPUTS", "DEFAULT_ITERATIONS", "random_input"]
 
@@ -103,7 +96,7 @@ class FitHistory:
     seconds: float = 0.0
 
 
-class DeepImagePrior(Method):
+class DeepImagePrior(PerImageMethod):
     """Deep Image Prior (Ulyanov et al. 2018), their Eq. (3) (random input) or Eq. (4) (noisy input).
 
     Args:
@@ -113,18 +106,14 @@ class DeepImagePrior(Method):
             output has the image's channels (``net.out_channels`` when defined).
         input: ``"noise"`` (fixed random ``z``, Eq. 3) or ``"noisy"`` (``y``, Eq. 4).
         iterations: Adam updates per image (the early-stopping time); default
-            :data:`DEFAULT_ITERATIONS` of the input type (400 for ``"noise"``, 80 for ``"noisy"``).
+            :data:`DEFAULT_ITERATIONS` of the input type (600 for ``"noise"``, 100 for ``"noisy"``).
         lr: Adam learning rate (default 10⁻³).
         z_channels: channels of ``z`` for ``input="noise"`` (default 32, Ulyanov et al.'s).
         z_scale: ``z`` ~ U(0, z_scale) (default 1; see the module docstring).
         seed: seeds the random input ``z`` of every image (the same ``z`` for every image
             of the same size), so that :meth:`denoise` is reproducible.
-        features, depth: size of :meth:`default_net`; accepted here so that
-            ``build(name, channels, features=…, depth=…)`` works, otherwise unused.
 
-    ``name`` is ``"dip"`` (random input) or ``"dip-y"`` (noisy input), the registry names.
-
-    ``per_image = True``; ``requires = "single"`` (it only ever sees the noisy image).
+    It only ever sees the noisy image it denoises.
 
     Raises:
         ValueError: unknown ``input``, ``iterations < 0``, ``lr <= 0``, ``z_channels < 1``,
@@ -132,12 +121,9 @@ class DeepImagePrior(Method):
     """
 
     name = "dip"
-    requires = "single"
-    per_image = True
 
     def __init__(self, net: nn.Module, *, input: str = "noise", iterations: int | None = None, lr: float = 1e-3,
-                 z_channels: int = 32, z_scale: float = 1.0, seed: int = 0,
-                 features: int | None = None, depth: int | None = None):
+                 z_channels: int = 32, z_scale: float = 1.0, seed: int = 0):
         super().__init__(net)
         if input not in INPUTS:
             raise ValueError(f"DeepImagePrior input must be one of {INPUTS}, got {input!r}")
@@ -153,7 +139,6 @@ class DeepImagePrior(Method):
             raise ValueError(f"z_scale must be positive, got {z_scale!r}")
         self.input, self.iterations, self.lr = input, int(iterations), float(lr)
         self.z_channels, self.z_scale, self.seed = int(z_channels), float(z_scale), int(seed)
-        self.name = "dip" if input == "noise" else "dip-y"
         net_in = getattr(net, "in_channels", None)
         net_out = getattr(net, "out_channels", None)
         if input == "noise" and net_in is not None and net_in != self.z_channels:
@@ -168,21 +153,22 @@ class DeepImagePrior(Method):
         """Image channels (the network's output channels)."""
         return getattr(self.net, "out_channels", None) or getattr(self.net, "in_channels", None)
 
-    @staticmethod
-    def default_net(channels: int, *, input: str = "noise", z_channels: int = 32, features: int | None = None,
-                    depth: int | None = None, **_ignored) -> nn.Module:
+    @classmethod
+    def default_net(cls, channels: int, settings: dict, *, patch_size: int | None = None,
+                    features: int = 16, depth: int = 4) -> nn.Module:
         """A small course U-Net (16 features, depth 4; see the module docstring).
 
         Args:
-            channels: image channels (1 or 3).
-            input: as for the constructor; decides the input channels.
-            z_channels: input channels for ``input="noise"``.
+            channels: image channels (1 or 3), the network's output channels.
+            settings: the constructor arguments; ``input`` (default ``"noise"``) and
+                ``z_channels`` (default 32) decide the input channels.
+            patch_size: ignored (DIP fits whole images).
             features, depth: U-Net width and number of poolings.
         """
         from ..models import UNet
 
-        cin = z_channels if input == "noise" else channels
-        return UNet(in_channels=cin, out_channels=channels, features=features or 16, depth=depth or 4)
+        cin = int(settings.get("z_channels", 32)) if settings.get("input", "noise") == "noise" else channels
+        return UNet(in_channels=cin, out_channels=channels, features=features, depth=depth)
 
     # ------------------------------------------------------------------ fitting
     def network_input(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -195,16 +181,6 @@ class DeepImagePrior(Method):
         g = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         n, _, h, w = y.shape
         return random_input((n, self.z_channels, h, w), scale=self.z_scale, generator=g).to(y.device)
-
-    def _check_image(self, y) -> torch.Tensor:
-        y = as_image(y, allow_range=True)
-        c = self.channels
-        if c is not None and y.shape[1] != c:
-            if y.shape[1] == 1 and c == 3:
-                y = y.expand(-1, 3, -1, -1).contiguous()
-            else:
-                raise ImageError(f"{self.name} was built for {c}-channel images, got {y.shape[1]} channels")
-        return y
 
     def fit_image(self, y, *, iterations: int | None = None, clean=None, record_every: int = 10,
                   generator: torch.Generator | None = None, lr: float | None = None,
@@ -239,7 +215,7 @@ class DeepImagePrior(Method):
         """
         import time
 
-        y = self._check_image(y)
+        y = self._as_input(y)
         if y.shape[0] != 1:
             raise ImageError(f"fit_image fits one image at a time, got a batch of {y.shape[0]}")
         iterations = self.iterations if iterations is None else iterations
@@ -282,31 +258,24 @@ class DeepImagePrior(Method):
         hist.seconds = time.perf_counter() - t0
         return out.detach().float().cpu(), hist
 
-    def denoise(self, y, *, batch_size: int = 1) -> torch.Tensor:  # noqa: ARG002 (one image at a time)
-        """Denoise each image by fitting a fresh copy of the network for ``iterations`` updates.
+    def denoise(self, y, *, batch_size: int = 1) -> torch.Tensor:
+        """Fit a fresh copy of the network to each image for ``iterations`` updates (no history kept).
 
         Args:
             y: noisy image(s), anything :func:`denoise_lib.image.as_image` accepts.
-            batch_size: ignored (DIP fits one image at a time); kept for the interface.
+            batch_size: checked, no effect (one image is fitted at a time).
 
         Returns:
             float32 NCHW tensor on the CPU, same shape as the (converted) input, not clipped.
 
         Raises:
             ImageError: as :meth:`fit_image`.
+            ValueError: ``batch_size`` not an integer ≥ 1.
         """
-        y = self._check_image(y)
-        return torch.cat([self.fit_image(y[i:i + 1], record_every=max(self.iterations, 1))[0]
-                          for i in range(y.shape[0])])
-
-    def predict(self, y: torch.Tensor) -> torch.Tensor:
-        """Same as :meth:`denoise` (the fit needs gradients, so there is no single forward pass)."""
-        return self.denoise(y).to(y.device)
-
-    def loss(self, batch: Batch):
-        """DIP has no training set (``per_image = True``); there is nothing to train."""
-        raise RuntimeError("DeepImagePrior is fitted per test image (per_image = True): call denoise() or "
-                           "fit_image(), not the training loop")
+        self._check_batch_size(batch_size)
+        y = self._as_input(y)
+        every = max(self.iterations, 1)     # record only the first and last iterations
+        return torch.cat([self.fit_image(y[i:i + 1], record_every=every)[0] for i in range(y.shape[0])])
 
     def extra_repr(self) -> str:
         z = f", z_channels={self.z_channels}, z_scale={self.z_scale:g}" if self.input == "noise" else ""

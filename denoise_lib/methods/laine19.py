@@ -51,13 +51,12 @@ Options (one class, :class:`Laine19`):
   starts at ≈ 0.0191 for every image. ``sigma_scale = 10`` is a reparameterisation for
   short budgets: Adam moves a parameter by about ``lr`` per step whatever its gradient,
   and reaching σ = 25/255 needs Δ(scale·β) ≈ 1.7, i.e. ≥ 1700 steps at lr 10⁻³ with
-  scale 1 (measured: σ̂ stayed at 5/255 after 400 steps) but ≈ 170 with scale 10
-  (σ̂ reached 22.5/255 after 1600 steps of a small network; the authors train for 10⁶
-  steps, where scale 1 is enough). The likelihood only bounds σ from above (page
+  scale 1 but ≈ 170 with scale 10 (the authors train for 10⁶ steps, where scale 1 is
+  enough; book, Part 3). The likelihood only bounds σ from above (page
   {prf:ref}`prop-bs-sigma-ident`); as in the authors' code, the loss gets the term
   ``−sigma_reg · mean σ̂`` (``sigma_reg = 0.1``) to push σ̂ to the top of the flat range.
-  Keep ``sigma_reg`` small: ``C log σ̂ − sigma_reg·σ̂`` is unbounded below as σ̂ → ∞ (with
-  ``sigma_reg = 1`` the per-image σ̂ diverged within 50 steps).
+  Keep ``sigma_reg`` small: ``C log σ̂ − sigma_reg·σ̂`` is unbounded below as σ̂ → ∞, and
+  a large weight makes σ̂ diverge.
 * ``output``: ``"mu"`` (the blind-spot prior mean ``μ_x``) or ``"pme"`` (posterior mean).
 
 Network output channel layout (``C`` image channels; :func:`n_outputs`): ``[0, C)`` =
@@ -194,15 +193,16 @@ def gaussian_nll(y: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.
         cov: ``(..., C, C)`` symmetric positive definite, float64.
 
     Returns:
-        ``(...)`` NLL per pixel, in nats.
+        ``(...)`` NLL per pixel, in nats; NaN where ``cov`` is not positive definite.
 
-    Raises:
-        torch.linalg.LinAlgError: ``cov`` is not positive definite.
+    The factorisation is :func:`torch.linalg.cholesky_ex`, which reports failures in a
+    tensor instead of raising, so the training step never waits for the device.
     """
-    L = torch.linalg.cholesky(cov)
+    L, info = torch.linalg.cholesky_ex(cov)
     z = torch.linalg.solve_triangular(L, (y - mu).unsqueeze(-1), upper=False).squeeze(-1)
     logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
-    return 0.5 * (z * z).sum(-1) + 0.5 * logdet + 0.5 * y.shape[-1] * LOG_2PI
+    nll = 0.5 * (z * z).sum(-1) + 0.5 * logdet + 0.5 * y.shape[-1] * LOG_2PI
+    return torch.where(info == 0, nll, torch.full_like(nll, float("nan")))
 
 
 def posterior_mean(y: torch.Tensor, mu: torch.Tensor, sigma_x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -267,16 +267,12 @@ class Laine19(Method):
         sigma_offset: learned ``σ̂ = softplus(sigma_scale·β + sigma_offset) + 10⁻³``; −4 (σ̂ ≈ 0.0191 at start).
         sigma_scale: multiplies β (10; equivalent to a 10× Adam learning rate for the σ
             parameters, see the module docstring).
-        features, depth: size of :meth:`default_net`; accepted here so that
-            ``build(name, channels, features=…, depth=…)`` works, otherwise unused.
 
     σ at test time (:meth:`sigma`, used by "pme"): ``"known"`` uses the given σ;
     ``"global"`` the learned scalar; ``"per-image"`` runs the σ network on the image being
     denoised (one σ̂ per image of the batch).
 
-    ``requires = "single"``: training sees one noisy observation per image. ``name`` is the
-    registry name for the registered settings (``laine19-mu``, ``laine19-pme``,
-    ``laine19-percomp``, ``laine19-l2``) and a descriptive one otherwise.
+    ``requires = "single"``: training sees one noisy observation per image.
 
     Raises:
         ValueError: unknown option; ``output="pme"`` with ``mode="l2"`` (the L2 network
@@ -294,7 +290,7 @@ class Laine19(Method):
 
     def __init__(self, net: nn.Module, *, mode: str = "full", sigma_mode: str = "known",
                  output: str = "pme", noise=None, covariance: str = "clean", sigma_reg: float = 0.1,
-                 sigma_offset: float = -4.0, sigma_scale: float = 10.0, features: int | None = None, depth: int | None = None):
+                 sigma_offset: float = -4.0, sigma_scale: float = 10.0):
         super().__init__(net)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -330,9 +326,8 @@ class Laine19(Method):
             from ..models import UNet
 
             self.sigma_net = UNet(in_channels=c, out_channels=1, features=16, depth=3)
-            nn.init.zeros_(self.sigma_net.head.weight)      # zero-initialised last layer (COURSE.md §4)
+            nn.init.zeros_(self.sigma_net.head.weight)      # zero-initialised last layer: σ̂ starts at ≈ 0.0191
             nn.init.zeros_(self.sigma_net.head.bias)
-        self.name = self._compose_name()
 
     # ------------------------------------------------------------------ construction helpers
     @staticmethod
@@ -343,35 +338,31 @@ class Laine19(Method):
             raise ValueError("output='pme' is impossible with mode='l2': the L2 network predicts no "
                              "variance, so the posterior mean (Eq. 3) is undefined; use output='mu'")
 
-    @staticmethod
-    def default_net(channels: int, *, mode: str = "full", features: int | None = None,
-                    depth: int | None = None, patch_size: int | None = None, **_ignored) -> nn.Module:
+    @classmethod
+    def default_net(cls, channels: int, settings: dict, *, patch_size: int | None = None,
+                    features: int = 48, depth: int | None = None) -> nn.Module:
         """A :class:`~denoise_lib.models.BlindSpotUNet` with :func:`n_outputs` output channels.
 
-        ``features`` defaults to the paper's 48. ``depth`` defaults to the paper's 5,
-        or, when the training ``patch_size`` is known, to
-        :func:`~denoise_lib.models.blindspot.depth_for_patch` (3 for the 64² patches of
-        the CPU budgets; 5 for the paper's 256²): a deeper branch than the patch trains
-        to rely on the zero rows above the patch and fails on full-size images.
+        Args:
+            channels: image channels.
+            settings: the constructor arguments; ``settings["mode"]`` (default ``"full"``)
+                decides the output channels.
+            patch_size: side of the training patches, when known.
+            features: width (the paper's 48).
+            depth: number of poolings per branch; default the paper's 5, or, when
+                ``patch_size`` is known, :func:`~denoise_lib.models.blindspot.depth_for_patch`
+                (3 for 64² patches, 5 for the paper's 256²): a branch deeper than the patch
+                learns to rely on the zero rows above it and fails on full-size images.
+
+        Raises:
+            ValueError: unknown mode; a patch too small for any depth.
         """
         from ..models.blindspot import BlindSpotUNet, depth_for_patch
 
         if depth is None:
             depth = 5 if patch_size is None else depth_for_patch(patch_size)
-        return BlindSpotUNet(in_channels=channels, out_channels=n_outputs(channels, mode),
-                             features=48 if features is None else features, depth=depth)
-
-    def _compose_name(self) -> str:
-        if self.mode == "l2":
-            return "laine19-l2"
-        name = {("full", "mu"): "laine19-mu", ("full", "pme"): "laine19-pme",
-                ("per-component", "pme"): "laine19-percomp",
-                ("per-component", "mu"): "laine19-percomp-mu"}[(self.mode, self.output)]
-        if self.sigma_mode != "known":
-            name += f"-sigma-{self.sigma_mode}"
-        if self.covariance != "clean":
-            name += "-noisycov"
-        return name
+        return BlindSpotUNet(in_channels=channels, out_channels=n_outputs(channels, settings.get("mode", "full")),
+                             features=features, depth=depth)
 
     def extra_repr(self) -> str:
         return (f"requires={self.requires!r}, mode={self.mode!r}, sigma_mode={self.sigma_mode!r}, "
@@ -399,13 +390,15 @@ class Laine19(Method):
             beta = self.sigma_net(y).to(torch.float64).mean(dim=(1, 2, 3))
         return F.softplus(self.sigma_scale * beta + self.sigma_offset) + SIGMA_FLOOR
 
-    def distribution(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def distribution(self, y: torch.Tensor, *, with_covariances: bool = True) -> dict[str, torch.Tensor]:
         """The predicted Gaussians for a noisy batch ``y`` (N, C, H, W); all float64, pixel-last.
 
         Returns ``mu`` (N, H, W, C) and, unless ``mode="l2"``, ``sigma`` (N,), ``A`` (the factor:
-        (N, H, W, C, C) full, (N, H, W, C) diagonal for per-component), ``sigma_x`` and
-        ``sigma_y`` ((N, H, W, C, C) for full, (N, H, W, C) variances for per-component).
-        ``sigma_x`` is positive semi-definite (clamped for ``covariance="noisy"``).
+        (N, H, W, C, C) full, (N, H, W, C) diagonal for per-component) and, with
+        ``with_covariances``, ``sigma_x`` and ``sigma_y`` ((N, H, W, C, C) for full,
+        (N, H, W, C) variances for per-component). ``sigma_x`` is positive semi-definite
+        (clamped for ``covariance="noisy"``; the loss of that parameterisation needs only
+        ``A`` and skips the eigendecomposition of the clamp).
 
         Raises:
             ValueError: ``y`` is not (N, C, H, W) with this method's C.
@@ -419,6 +412,9 @@ class Laine19(Method):
             return res
         sigma = self.sigma(y)
         res["sigma"] = sigma
+        if not with_covariances:
+            res["A"] = triangular_factor(out[..., c:], c) if self.mode == "full" else out[..., c:2 * c]
+            return res
         if self.mode == "full":
             A = triangular_factor(out[..., c:], c)
             res["A"] = A
@@ -441,7 +437,7 @@ class Laine19(Method):
         Logs ``nll`` (or ``mse``), ``mse_mu`` = mean (μ − y)² over all entries, and ``sigma``.
         """
         y = batch.noisy
-        d = self.distribution(y)
+        d = self.distribution(y, with_covariances=self.covariance == "clean")
         y64 = y.to(torch.float64).permute(0, 2, 3, 1)
         mse_mu = torch.mean((d["mu"] - y64) ** 2)
         if self.mode == "l2":

@@ -1,7 +1,7 @@
 """Noise2Self: self-supervision through J-invariance, with noise or donut masking.
 
 Batson & Royer (2019), "Noise2Self: blind denoising by self-supervision" (ICML), and
-their code (``mask.py``); book Part 2.
+their code (``mask.py``).
 The training objective is Noise2Void's (masked pixels only, normalised by their
 number; :class:`~denoise_lib.methods.n2v.Noise2Void`) with a different replacement:
 
@@ -43,9 +43,10 @@ class Noise2Self(Method):
             instead of one plain forward pass.
         grid: sub-grid spacing of the J-invariant prediction (``grid²`` passes).
 
-    ``requires = "single"``. The J-invariant prediction uses the same replacement;
-    its random draws come from a generator seeded with 0, so that :meth:`denoise`
-    is deterministic.
+    ``requires = "single"``. Training masks and replacement values are drawn from
+    ``batch.generator``. The J-invariant prediction uses the same replacement; its
+    random draws come from a generator seeded with 0, so that :meth:`denoise` is
+    deterministic.
 
     Raises:
         ValueError: unknown replacement, bad fraction or grid < 2.
@@ -69,7 +70,7 @@ class Noise2Self(Method):
     def loss(self, batch: Batch):
         """Masked MSE on the replaced pixels; logs ``mse_masked``."""
         y = batch.noisy
-        masked, mask = masks.mask_batch(y, self.fraction, self.replacement)
+        masked, mask = masks.mask_batch(y, self.fraction, self.replacement, generator=batch.generator)
         mse = masks.masked_mse(self.net(masked), y, mask)
         return mse, {"mse_masked": mse.detach()}
 
@@ -79,7 +80,3 @@ class Noise2Self(Method):
             return self.net(y)
         g = torch.Generator(device=y.device).manual_seed(0)
         return j_invariant_predict(self.net, y, self.grid, self.replacement, generator=g)
-
-    def extra_repr(self) -> str:
-        return (f"requires={self.requires!r}, replacement={self.replacement!r}, fraction={self.fraction:g}, "
-                f"j_invariant={self.j_invariant}, grid={self.grid}")

@@ -5,8 +5,8 @@ Its global minimiser is the identity ``f(y) = y``, which this loss drives the ne
 towards: the "identity collapse" that masking prevents (Batson & Royer 2019;
 Noise2Same, Sec. 2, Eq. (1)–(2): without J-invariance the cross term
 ``−2⟨f(y) − x, y − x⟩`` rewards copying the noise). It exists to **demonstrate** that
-failure in Part 2 of the book; it is not a denoiser. Registered as ``n2s-unmasked``:
-Noise2Self with the mask removed.
+failure; it is not a denoiser. Registered as ``n2s-unmasked``: Noise2Self with the
+mask removed. Deterministic: it draws no random numbers.
 """
 from __future__ import annotations
 

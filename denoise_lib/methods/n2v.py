@@ -2,16 +2,16 @@
 
 Krull, Buchholz & Jug (2019), "Noise2Void — learning denoising from single noisy
 images", Sec. 3. Each training patch gets a sparse stratified mask J (about 0.2 % of
-its pixels, a few per 64×64 patch; COURSE.md §4), the masked pixels are replaced by a
-randomly chosen neighbour (UPS, centre excluded, 5×5 neighbourhood), and the loss is
-the squared error **at the masked pixels only**, normalised by their number:
+its pixels, a few per 64×64 patch), the masked pixels are replaced by a randomly
+chosen neighbour (UPS, centre excluded, 5×5 neighbourhood), and the loss is the
+squared error **at the masked pixels only**, normalised by their number:
 
     L_N2V(θ) = Σ_{p ∈ J} ‖f_θ(y_{J^c})_p − y_p‖² / (|J|·C)
 
 (``y`` noisy, book notation). Because ``f_θ(y_{J^c})_J`` does not see ``y_J``, the
 expected loss is the supervised loss plus the noise variance (Batson & Royer 2019;
-Noise2Same §2, Eq. (2); book Part 2, theorem "thm-j-invariance"). Inference is one plain forward pass ``f_θ(y)`` as in the paper.
-Masking code: :mod:`denoise_lib.masks`.
+Noise2Same §2, Eq. (2)). Inference is one plain forward pass ``f_θ(y)`` as in the
+paper. Masking code: :mod:`denoise_lib.masks`.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ class Noise2Void(Method):
             one pixel per 22×22 cell, ≈ 8.5 per 64×64 patch).
         radius: UPS neighbourhood radius r (default 2: 5×5).
 
-    ``requires = "single"``: one noisy observation per image. The masks come from the
-    global torch RNG, which :func:`denoise_lib.train.fit` seeds and checkpoints.
+    ``requires = "single"``: one noisy observation per image. The masks and the UPS
+    choices are drawn from ``batch.generator``.
 
     Raises:
         ValueError: ``fraction`` outside (0, 1/4] or ``radius`` < 1.
@@ -48,11 +48,8 @@ class Noise2Void(Method):
         self.fraction, self.radius = float(fraction), radius
 
     def loss(self, batch: Batch):
-        """Masked MSE (see the module docstring); logs ``mse_masked`` and ``masked_pixels``."""
+        """Masked MSE (see the module docstring); logs ``mse_masked`` and ``masked_pixels`` (detached tensors)."""
         y = batch.noisy
-        masked, mask = masks.mask_batch(y, self.fraction, "ups", radius=self.radius)
+        masked, mask = masks.mask_batch(y, self.fraction, "ups", radius=self.radius, generator=batch.generator)
         mse = masks.masked_mse(self.net(masked), y, mask)
         return mse, {"mse_masked": mse.detach(), "masked_pixels": mask.sum().float()}
-
-    def extra_repr(self) -> str:
-        return f"requires={self.requires!r}, fraction={self.fraction:g}, radius={self.radius}"

@@ -1,14 +1,14 @@
 """Neighbor2Neighbor: Noise2Noise on two neighbour sub-samples of one noisy image, plus a regulariser.
 
 Huang et al. (2021), "Neighbor2Neighbor: self-supervised denoising from single noisy
-images", §4 and Algorithm 1. Book: Part 5, ``book/05_neighbor2neighbor_theory.md``.
-Notation: ``y`` noisy, ``x`` clean, ``f`` the network.
+images", §4 and Algorithm 1. Book: Part 5. Notation: ``y`` noisy, ``x`` clean, ``f`` the network.
 
 One training step on a noisy batch ``y`` (N, C, H, W):
 
-1. draw a neighbour sub-sampler ``G = (g1, g2)`` (:mod:`denoise_lib.subsample`;
-   ``"random"``: one of the 8 ordered 4-adjacent pairs per 2×2 cell, their §4.1;
-   ``"fixed"``: one pair per image for all its cells, their Table 4);
+1. draw a neighbour sub-sampler ``G = (g1, g2)`` from ``batch.generator``
+   (:mod:`denoise_lib.subsample`; ``"random"``: one of the 8 ordered 4-adjacent pairs
+   per 2×2 cell, their §4.1; ``"fixed"``: one pair per image for all its cells, their
+   Table 4);
 2. ``f̄ = f(y)`` at full resolution under ``torch.no_grad`` (the stop-gradient of their
    §4.2), then ``g1(f̄), g2(f̄)`` with the **same** ``G``;
 3. ``out = f(g1(y))`` with gradients (a quarter of the pixels);
@@ -66,9 +66,7 @@ class Neighbor2Neighbor(Method):
             for every image instead of drawing one per image.
         odd: ``"crop"`` or ``"raise"``, the odd-size policy of :func:`denoise_lib.subsample.half_size`.
 
-    ``requires = "single"``. ``name`` is ``"nb2nb"`` or ``"nb2nb-fixed"`` (the registry
-    name of the sampler; checkpoints record it). The samplers use torch's global
-    generator (seeded and checkpointed by :func:`denoise_lib.train.fit`).
+    ``requires = "single"``. The sub-samplers are drawn from ``batch.generator``.
 
     Raises:
         ValueError: unknown sampler, schedule or odd policy; negative or non-finite γ;
@@ -103,7 +101,6 @@ class Neighbor2Neighbor(Method):
         self.sampler, self.gamma, self.gamma_schedule = sampler, gamma, gamma_schedule
         self.ramp_steps = None if ramp_steps is None else int(ramp_steps)
         self.pair, self.odd = pair, odd
-        self.name = "nb2nb-fixed" if sampler == "fixed" else "nb2nb"
 
     def gamma_at(self, step: int, progress: float | None = None) -> float:
         """γ_t at training step ``step`` (0-based) and budget fraction ``progress`` ∈ [0, 1] (or None).
@@ -119,17 +116,21 @@ class Neighbor2Neighbor(Method):
         length = self.ramp_steps if self.ramp_steps is not None else DEFAULT_RAMP_STEPS
         return self.gamma * min(1.0, (int(step) + 1) / length)
 
-    def choose(self, y: torch.Tensor, generator: torch.Generator | None = None) -> subsample.NeighbourChoice:
-        """Draw this method's sub-sampler for the batch ``y`` (global generator by default)."""
+    def choose(self, y: torch.Tensor, generator: torch.Generator) -> subsample.NeighbourChoice:
+        """Draw this method's sub-sampler for the batch ``y`` (N, C, H, W) from ``generator``.
+
+        Raises:
+            ValueError: as :func:`denoise_lib.subsample.choose` (e.g. odd size with ``odd="raise"``).
+        """
         return subsample.choose(y, sampler=self.sampler, generator=generator, pair=self.pair, odd=self.odd)
 
-    def terms(self, y: torch.Tensor, choice: subsample.NeighbourChoice | None = None, *,
+    def terms(self, y: torch.Tensor, choice: subsample.NeighbourChoice, *,
               regulariser: bool = True) -> dict[str, torch.Tensor]:
         """The loss terms on a noisy batch ``y`` (float (N, C, H, W)).
 
         Args:
             y: noisy batch.
-            choice: the sub-sampler to use (default: a fresh draw, :meth:`choose`).
+            choice: the sub-sampler to use (:meth:`choose`).
             regulariser: compute ``L_reg`` (needs the full-resolution pass); with False
                 only ``rec`` is returned (used when γ = 0: same loss, one pass fewer).
 
@@ -137,8 +138,6 @@ class Neighbor2Neighbor(Method):
             ``{"rec": L_rec (with grad), "reg": L_reg (with grad), "gap": mean (g1(f̄) − g2(f̄))²
             (detached)}``, scalar tensors; only ``f(g1(y))`` carries gradients.
         """
-        if choice is None:
-            choice = self.choose(y)
         g1, g2 = choice.apply(y)
         diff = self.net(g1) - g2
         out = {"rec": diff.square().mean()}
@@ -151,13 +150,18 @@ class Neighbor2Neighbor(Method):
         return out
 
     def loss(self, batch: Batch):
-        """``L_rec + γ_t · L_reg`` (their Eq. (7)); logs rec, reg, gap (not when γ = 0) and gamma."""
+        """``L_rec + γ_t · L_reg`` (their Eq. (7)), the sub-sampler drawn from ``batch.generator``.
+
+        Logs ``rec``, ``reg`` and ``gap`` (detached scalar tensors; ``reg`` and ``gap`` not
+        when γ = 0) and ``gamma`` (γ_t, a Python float).
+        """
         y = batch.noisy
-        gamma = self.gamma_at(batch.step, getattr(batch, "progress", None))
-        t = self.terms(y, regulariser=self.gamma > 0)   # γ = 0 (ablation): no full pass needed
+        gamma = self.gamma_at(batch.step, batch.progress)
+        choice = self.choose(y, batch.generator)
+        t = self.terms(y, choice, regulariser=self.gamma > 0)   # γ = 0 (ablation): no full pass needed
         loss = t["rec"] + gamma * t["reg"] if self.gamma > 0 else t["rec"]
         logs = {k: v.detach() for k, v in t.items()}
-        logs["gamma"] = torch.tensor(gamma, dtype=y.dtype, device=y.device)
+        logs["gamma"] = gamma
         return loss, logs
 
     def extra_repr(self) -> str:

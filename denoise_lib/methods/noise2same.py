@@ -72,8 +72,8 @@ class Noise2Same(Method):
             :class:`~denoise_lib.noise.NoiseModel` or spec string); needed only for
             ``lambda_inv="2sigma"``. :func:`denoise_lib.methods.build` passes it.
 
-    ``requires = "single"``. The masks come from the global torch RNG (seeded and
-    checkpointed by :func:`denoise_lib.train.fit`).
+    ``requires = "single"``. Masks and replacement values are drawn from
+    ``batch.generator``.
 
     Raises:
         ValueError: ``lambda_inv="2sigma"`` without a fixed-σ Gaussian ``noise`` (no
@@ -136,17 +136,24 @@ class Noise2Same(Method):
             return self.lambda_value
         return 2.0 * y.detach().std(unbiased=False)
 
-    def terms(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def terms(self, y: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The loss terms on a noisy batch ``y`` (float (B, C, H, W)), with gradients.
+
+        Args:
+            y: noisy batch. generator: source of the mask J and of the replacement
+                values (mask first, then replacement; in training ``batch.generator``).
 
         Returns:
             ``{"rec": mean (f(y) − y)², "inv_mse": masked mean of (f(y) − f(y_{J^c}))²,
             "inv": sqrt(inv_mse), "rec_masked": masked mean of (f(y_{J^c}) − y)²}``,
             all scalar tensors. ``rec_masked`` is the Noise2Self loss of the same pass,
             logged for comparison only.
+
+        Raises:
+            TypeError: no generator.
         """
-        masked, mask = masks.mask_batch(y, self.fraction, self.replacement,
-                                        **({"sigma": self.sigma_r} if self.replacement == "gaussian" else {}))
+        options = {"sigma": self.sigma_r} if self.replacement == "gaussian" else {}
+        masked, mask = masks.mask_batch(y, self.fraction, self.replacement, generator=generator, **options)
         out = self.net(y)
         out_masked = self.net(masked)
         rec = torch.mean((out - y) ** 2)
@@ -157,15 +164,15 @@ class Noise2Same(Method):
         return {"rec": rec, "inv_mse": inv_mse, "inv": inv, "rec_masked": rec_masked}
 
     def loss(self, batch: Batch):
-        """``rec + λ_inv · inv`` (module docstring); logs rec, inv, inv_mse, rec_masked, lambda_inv."""
+        """``rec + λ_inv · inv`` (module docstring).
+
+        Logs rec, inv, inv_mse, rec_masked (detached scalar tensors) and lambda_inv (a
+        float, or a detached scalar tensor for ``"2std"``).
+        """
         y = batch.noisy
-        t = self.terms(y)
+        t = self.terms(y, batch.generator)
         lam = self.lambda_for(y)
         loss = t["rec"] + lam * t["inv"]
         logs = {k: v.detach() for k, v in t.items()}
-        logs["lambda_inv"] = torch.as_tensor(lam, dtype=y.dtype, device=y.device).detach()
+        logs["lambda_inv"] = lam
         return loss, logs
-
-    def extra_repr(self) -> str:
-        return (f"requires={self.requires!r}, lambda_inv={self.lambda_spec!r}, fraction={self.fraction:g}, "
-                f"replacement={self.replacement!r}, sigma_r={self.sigma_r:g}")

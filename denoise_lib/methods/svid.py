@@ -1,8 +1,8 @@
 """SVID: self-verification image denoising (Lin, Zhuang, Zeng, Huang, Ding & Paisley, 2021).
 
-Book: Part 7, ``book/07_svid_theory.md`` ("the page"); "Eq. (n)" is the paper's own
-numbering. Notation: ``y`` noisy, ``x`` clean, ``F = f_θ`` the network, values in [0, 1].
-There is no public code; this module implements the paper's equations.
+Book: Part 7; "Eq. (n)" is the paper's own numbering. Notation: ``y`` noisy, ``x``
+clean, ``F = f_θ`` the network, values in [0, 1]. There is no public code; this module
+implements the paper's equations.
 
 One training step on a noisy batch ``y`` (their Fig. 2 and §3.1):
 
@@ -30,7 +30,7 @@ network makes it 0; the paper reports collapse to 0.
 ``‖F(y) − y‖² + α ‖F(D(F(y))) − F(y)‖²``. Its §3.2 drops the first term because the
 expansion Eq. (11) of the regulariser "implicitly includes" it — an argument that holds
 without the stop-gradient, but not with it: under ``sg`` that term of Eq. (11) is a
-constant of the step and gives no gradient (the page proves it). This class therefore
+constant of the step and gives no gradient (the book, Part 7, proves it). This class therefore
 implements Eq. (8) divided by α, with the stop-gradient of Eq. (10) on the target:
 
     L = mean (F(y₂) − sg(F(y)))²  +  λ_t · mean (F(y) − y)²,   λ = 1/α,
@@ -41,53 +41,23 @@ loop's global step, ``Batch.step``). ``fidelity=0, warmup_steps=0`` is exactly E
 ``warmup_steps=0`` alone is Eq. (8) with a constant α. The paper gives no value of α.
 
 Defaults: λ from 1 (α = 1) to 0.1 (α = 10) over the first 300 steps. The warm-up is
-**not in the paper**; it is the smallest change we found that makes the paper's
-objective learn from a random initialisation at CPU budgets. The reasons (page,
-"The EM view"): the θ-step keeps what the current estimate passes with a gain above ½
-and suppresses the rest, so the start decides the outcome; the data term with a large
-weight moves the start along the Deep Image Prior trajectory (their Eq. 4, the paper's own
-motivation in §1.1), and with λ > 1/8 the identity is the only fixed point left in the
-page's scalar model, so λ must end below 1/8. Development runs (U-Net, BSD400 with
-σ = 25, batch 4 × 64², Adam 10⁻³ with cosine decay, PSNR on four 128² crops of Set12
-whose noisy PSNR is 20.50 dB; one seed each):
-
-* λ = 0 (Eq. 10 alone): the output collapses (mean |F(y)| ≈ 0.02 after 250 steps);
-  a residual U-Net (``F = id + R``) instead stays at the identity (20.50 dB);
-* constant λ = 1, 0.5, 0.25: peaks of 25.0–25.4 dB after 200–300 steps, then drift back
-  towards the noisy input (24.0, 20.6 and 22.0 dB at step 400–500);
-* constant λ = 0.1: slow start (21.4 dB after 250 steps);
-* λ from 1 to 0.1 over 300 steps: 25.4 dB at step 200, 25.5 dB at steps 400–600, stable;
-  from 1 to 0: 25.55 dB at step 300, 25.2 dB at step 700;
-* the same default through the comparison harness (``python -m denoise_lib.bench
-  --methods noisy svid --train bsd400 --test set12 --noise gaussian:25 --budget quick``,
-  1000 steps): 26.37 dB on all of Set12, noisy 20.35 dB.
-
-**The warm-up must match the network.** It has to end while the estimate still passes
-the noise with a gain below ½. A narrower U-Net (24 features) follows the Deep Image
-Prior trajectory faster: with the 300-step warm-up it ended at the identity (20.65 dB at
-step 500; std of ``n̂`` 0.016 against σ = 0.098), with a 100-step warm-up it reached
-25.6 dB (steps 400–500). The Part 7 notebook therefore uses ``warmup_steps=100`` with its
-24-feature network. In the same setting, λ = 0 without the stop-gradient collapsed
-within 25 steps (mean |F(y)| ≈ 0.02).
-
-Stop-gradient from an image-like start (the second ablation of the Part 7 notebook):
-starting from the 24-feature network after its 100-step warm-up (23.23 dB on the first six
-Set12 images), 400 steps of Eq. (10) exactly with a fresh Adam: with the
-stop-gradient 24.62 dB after 100 steps and 24.68 after 400; without it the output variance
-fell to 1.2 % of the input's after 50 steps and 0.19 % after 100 (collapsed). Reaching
-``fidelity=0`` **inside** one run instead (λ from 1 to 0 over 100 steps, same optimiser
-throughout), the run without the stop-gradient did not collapse within 800 steps but
-decayed (23.23 dB at step 200, 21.16 at step 800, variance ratio 0.72 → 0.58), while the
-one with it rose to 24.47 dB: how fast the zero map is reached depends on the optimiser
-state.
-
-The Part 7 notebook repeats the ablations on real data with fixed settings.
+**not in the paper**; it makes the paper's objective learn from a random
+initialisation at CPU budgets. The θ-step keeps what the current estimate passes with a
+gain above ½ and suppresses the rest, so the start decides the outcome: a large data
+weight first moves the estimate along the Deep Image Prior trajectory (their Eq. 4,
+their own motivation in §1.1); λ must then end below 1/8, since above it the identity
+is the only fixed point of the book's scalar model. (λ = 0 from the start collapses; a
+constant λ peaks, then drifts back towards the noisy input.) The warm-up must end while
+the estimate still passes the noise with a gain below ½, so a narrower network, which
+follows the Deep Image Prior trajectory faster, needs a shorter one (the Part 7 notebook
+uses 100 steps with its 24-feature U-Net). The measurements behind these choices are in
+the book, Part 7 ("The EM view").
 
 Inference is one forward pass ``F(y)`` (§3.3: "the CNN with fixed parameters θ* is
 directly applied to other noisy images"). The network is the paper's plain U-Net
 (the course's N2N U-Net; not residual: with ``F = identity + R`` and ``R ≈ 0`` at
 initialisation, ``y₂ ≈ y`` and the loss is close to 0 from the first step — the
-identity is a fixed point, see the page).
+identity is a fixed point, see the book, Part 7).
 """
 from __future__ import annotations
 
@@ -126,7 +96,7 @@ def random_signs(shape, *, generator: torch.Generator | None = None, device=None
     Returns:
         tensor of ``shape`` with values in {−1, +1}.
     """
-    draw_device = generator.device if generator is not None else (device or "cpu")
+    draw_device = generator.device if generator is not None else torch.device(device or "cpu")
     bits = torch.randint(0, 2, tuple(shape), generator=generator, device=draw_device)
     m = (2 * bits - 1).to(dtype)
     return m.to(device) if device is not None else m
@@ -209,12 +179,9 @@ class SVID(Method):
             ``fidelity`` (default :data:`DEFAULT_WARMUP_STEPS` = 300; 0 = constant λ).
             ``fidelity=0, warmup_steps=0`` is their Eq. (10) exactly. See the module
             docstring for why the default is not that.
-        generator: optional ``torch.Generator`` for the masks ``m``; None uses the global
-            torch RNG (seeded and checkpointed by :func:`denoise_lib.train.fit`). A new
-            mask is drawn at every call of :meth:`loss`.
 
-    ``requires = "single"``: only one noisy observation per image. ``name`` is
-    ``"svid"`` or ``"svid-nostopgrad"`` (the registry names of the two settings).
+    ``requires = "single"``: only one noisy observation per image. Every call of
+    :meth:`loss` draws a fresh mask ``m`` from ``batch.generator``.
 
     Raises:
         ValueError: negative or non-finite ``fidelity``/``fidelity_start``, or a negative
@@ -228,18 +195,16 @@ class SVID(Method):
                  "with fidelity 0 the first pass runs without gradient")
 
     def __init__(self, net, *, stop_gradient: bool = True, fidelity: float = DEFAULT_FIDELITY,
-                 fidelity_start: float = DEFAULT_FIDELITY_START, warmup_steps: int = DEFAULT_WARMUP_STEPS,
-                 generator: torch.Generator | None = None):
+                 fidelity_start: float = DEFAULT_FIDELITY_START, warmup_steps: int = DEFAULT_WARMUP_STEPS):
         super().__init__(net)
         for label, v in (("fidelity", fidelity), ("fidelity_start", fidelity_start)):
             if not (float(v) >= 0 and float(v) < float("inf")):
                 raise ValueError(f"{label} (1/α of Eq. 8) must be finite and ≥ 0, got {v!r}")
         if int(warmup_steps) != warmup_steps or warmup_steps < 0:
             raise ValueError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}")
-        self.stop_gradient, self.generator = bool(stop_gradient), generator
+        self.stop_gradient = bool(stop_gradient)
         self.fidelity, self.fidelity_start = float(fidelity), float(fidelity_start)
         self.warmup_steps = int(warmup_steps)
-        self.name = "svid" if self.stop_gradient else "svid-nostopgrad"
 
     def fidelity_at(self, step: int) -> float:
         """λ at training step ``step``: linear from ``fidelity_start`` (step 0) to ``fidelity``
@@ -249,12 +214,14 @@ class SVID(Method):
         w = max(0.0, 1.0 - step / self.warmup_steps)
         return self.fidelity + (self.fidelity_start - self.fidelity) * w
 
-    def terms(self, y: torch.Tensor, *, fidelity: float | None = None,
+    def terms(self, y: torch.Tensor, *, generator: torch.Generator | None = None, fidelity: float | None = None,
               mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The loss terms on a noisy batch ``y`` (float (B, C, H, W)); ``sv`` and ``fid`` carry gradients.
 
         Args:
             y: noisy batch.
+            generator: source of the fresh mask ``m`` (any device); required
+                unless ``mask`` is given.
             fidelity: the data-term weight this step will use (default ``self.fidelity``);
                 ``F(y)`` keeps its graph only when it is > 0 or without stop-gradient.
             mask: a ±1 mask to use instead of a fresh draw (tests).
@@ -263,41 +230,51 @@ class SVID(Method):
             ``{"sv": mean (F(y₂) − target)², "fid": mean (F(y) − y)², "y2": y₂, "mask": m,
             "denoised": F(y) (with its graph unless stop-gradient and fidelity = 0),
             "target": the regression target}``.
+
+        Raises:
+            ValueError: neither ``generator`` nor ``mask`` given.
         """
+        if generator is None and mask is None:
+            raise ValueError("SVID.terms needs a generator for the mask (the loss passes batch.generator) "
+                             "or an explicit mask")
         lam = self.fidelity if fidelity is None else fidelity
         need_graph = (not self.stop_gradient) or lam > 0
         with torch.set_grad_enabled(need_graph and torch.is_grad_enabled()):
             fy = self.net(y)
         target = fy.detach() if self.stop_gradient else fy
-        y2, m = renoise(y, target, generator=self.generator, mask=mask)
+        y2, m = renoise(y, target, generator=generator, mask=mask)
         out2 = self.net(y2)
         sv = torch.mean((out2 - target) ** 2)
         fid = torch.mean((fy - y) ** 2)
         return {"sv": sv, "fid": fid, "y2": y2, "mask": m, "denoised": fy, "target": target}
 
     def loss(self, batch: Batch):
-        """``sv + fidelity · fid`` (module docstring). Logs ``sv``, ``fid``, ``out_mean_abs``,
-        ``out_var_ratio`` (Var F(y) / Var y, the collapse diagnostics) and ``res_std`` (std of n̂)."""
+        """``sv + λ_t · fid`` (module docstring), the mask drawn from ``batch.generator``.
+
+        Logs ``sv``, ``fid``, ``out_mean_abs``, ``out_var_ratio`` (Var F(y) / Var y, the
+        collapse diagnostics) and ``res_std`` (std of n̂) as detached scalar tensors, and
+        ``fidelity`` (λ_t, a Python float).
+        """
         y = batch.noisy
         lam = self.fidelity_at(batch.step)
-        t = self.terms(y, fidelity=lam)
+        t = self.terms(y, generator=batch.generator, fidelity=lam)
         loss = t["sv"] + lam * t["fid"] if lam > 0 else t["sv"]
         fy = t["denoised"].detach()
         logs = {"sv": t["sv"].detach(), "fid": t["fid"].detach(),
                 "out_mean_abs": fy.abs().mean(),
                 "out_var_ratio": fy.var(unbiased=False) / y.var(unbiased=False).clamp_min(1e-20),
                 "res_std": (y - fy).std(unbiased=False),
-                "fidelity": torch.as_tensor(lam, dtype=y.dtype, device=y.device)}
+                "fidelity": lam}
         return loss, logs
 
     @torch.no_grad()
     def noise_samples(self, y: torch.Tensor, clean: torch.Tensor | None = None, *,
-                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                      generator: torch.Generator) -> dict[str, torch.Tensor]:
         """``n̂``, ``n₂`` (and the true ``n`` when ``clean`` is given) for noisy images ``y`` (their Fig. 4).
 
         Runs the network in eval mode without gradients, draws one fresh mask from
-        ``generator`` (default: the method's generator, else the global RNG), and returns
-        CPU tensors of the shape of ``y`` (see :func:`noise_components`).
+        ``generator`` (any device; the mask is moved to the network's), and returns CPU
+        tensors of the shape of ``y`` (see :func:`noise_components`).
         """
         was = self.training
         self.eval()
@@ -305,7 +282,7 @@ class SVID(Method):
             device = next(iter(self.parameters()), torch.empty(0)).device
             y = y.to(device)
             fy = self.net(y)
-            _, m = renoise(y, fy, generator=generator if generator is not None else self.generator)
+            _, m = renoise(y, fy, generator=generator)
             comps = noise_components(y, fy, m, clean)
         finally:
             self.train(was)

@@ -2,7 +2,7 @@
 
 The network takes a reference frame and a moving frame (both noisy), predicts a
 2-channel displacement field in pixels, and warps the moving frame onto the reference
-with ``grid_sample`` (:func:`denoise_lib.motion.warp`; the flow convention is there:
+with ``grid_sample`` (:func:`denoise_lib.ops.warp`; the flow convention is there:
 channel 0 horizontal, channel 1 vertical, ``aligned(p) = moving(p + flow(p))``).
 
 Layout (C image channels; widths for the defaults ``features=16``, ``radius=3``,
@@ -35,10 +35,9 @@ applied after the cross-attention), an encoder of 4×4 stride-2 convolutions wit
 channels and LReLU, a decoder of 3×3 convolutions, ×2 up-sampling and skip
 connections, a decreasing tail, a two-channel flow and grid sampling. Changed: the
 paper stacks the frames at the input and leaves the network to discover the
-displacement; its ten decoder blocks and its 9,000-image GPU training are out of reach
-of a CPU course. A plain encoder–decoder on the stacked frames (built first) did not
-start to align within a few hundred CPU steps; with the block-matching attention, the
-alignment is learned within about a hundred steps.
+displacement, with ten decoder blocks; here the block-matching attention supplies the
+displacement directly, so that a small network learns to align within a few hundred
+training steps on a CPU.
 
 Inputs of any size work: they are reflect-padded to a multiple of ``2**(levels+1)``
 and the flow is cropped back (:func:`denoise_lib.image.reflect_pad`, ``crop_to``).
@@ -49,7 +48,7 @@ import torch
 from torch import nn
 
 from ..image import crop_to, reflect_pad
-from ..motion import warp
+from ..ops import warp
 
 __all__ = ["AlignNet", "CBAM", "local_attention"]
 
@@ -101,7 +100,7 @@ def local_attention(query: torch.Tensor, key: torch.Tensor, radius: int,
     The score of offset ``d`` at position ``p`` is a block-matching cost,
     ``s_d(p) = −β · mean_{p' in window(p)} ‖q(p') − k(p' + d)‖² / D``, and the attention
     flow is the expected offset ``Σ_d softmax_d(s)(p) · d`` (a soft arg-max). With the
-    convention of :func:`denoise_lib.motion.warp`, ``warp(key, flow) ≈ query``.
+    convention of :func:`denoise_lib.ops.warp`, ``warp(key, flow) ≈ query``.
 
     Args:
         query, key: (N, D, h, w) feature maps.
@@ -149,7 +148,7 @@ class AlignNet(nn.Module):
     Shapes:
         ``forward(reference, moving)``: two (N, C, H, W) float tensors, any H, W ≥ 1;
         returns ``(aligned, flow)``: (N, C, H, W) and (N, 2, H, W), flow in pixels with
-        ``aligned = motion.warp(moving, flow, mode=mode)`` (border padding).
+        ``aligned = ops.warp(moving, flow, mode=mode)`` (border padding).
 
     Raises:
         ValueError: bad settings; wrong rank or channel count, or frames of different shapes.

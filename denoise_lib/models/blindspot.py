@@ -3,7 +3,7 @@
 The output at a pixel ``p`` is a function of every input pixel **except** ``p``
 (all channels of ``p`` are excluded), so a network trained to predict its own noisy
 input cannot learn the identity (book, Part 3, "Blind-spot networks"). Construction
-(paper §2, Fig. 1, and §4; COURSE.md §4):
+(paper §2, Fig. 1, and §4):
 
 1. **Four rotations, one branch.** The input is rotated by 0°, 90°, 180° and 270°
    and the four copies are stacked on the **batch** axis, so one network (one set
@@ -152,7 +152,7 @@ def _conv1x1(cin: int, cout: int) -> nn.Conv2d:
 class BlindSpotUNet(UNetBody):
     """Laine et al.'s (2019) blind-spot U-Net: output ``(n, :, i, j)`` never depends on input ``(n, :, i, j)``.
 
-    See the module docstring for the construction (paper §2 and §4, COURSE.md §4).
+    See the module docstring for the construction (paper §2 and §4).
 
     Args:
         in_channels: C of the input (1 gray, 3 RGB).

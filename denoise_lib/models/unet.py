@@ -11,7 +11,7 @@ LeakyReLU(0.1) except the last one, which is linear)::
     DEC_CONV1A/B/C        64, 32, m
 
 About 1.0 M parameters for RGB. Inputs are reflect-padded to a multiple of 32 and
-cropped back, so any size works (COURSE.md §4).
+cropped back, so any size works.
 """
 from __future__ import annotations
 

@@ -38,11 +38,11 @@ import torch
 __all__ = ["Settings", "setup", "provenance", "check_notebook", "execute_notebook", "repository",
            "colab_cell_source", "ROOT"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 PROVENANCE_MARK = "denoise_lib provenance"
 BUDGET_MARK = "budget:"
-EXCLUDED_FROM_PROVENANCE = {"denoise_lib.course"}  # tooling, not results
+EXCLUDED_FROM_PROVENANCE = {"denoise_lib.course", "denoise_lib.course.__main__"}  # tooling, not results
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,18 @@ class Settings:
 
 
 def setup(seed: int = 0, *, budget=None, quiet: bool = False) -> Settings:
-    """Settings for a notebook: automatic device and budget, seeded RNGs.
+    """Settings for a notebook: automatic device and budget.
 
     The budget is ``budget`` if given, else ``$DENOISE_BUDGET``, else ``full`` on
     CUDA and ``quick`` on CPU (:meth:`denoise_lib.train.Budget.resolve`).
-    Prints one line (the notebook checks read the budget from it).
+    Prints one line (the notebook checks read the budget from it). torch's global RNG
+    is left alone: the library draws from explicit generators, and a notebook seeds
+    torch itself for its own cells (``torch.manual_seed(cfg.seed)``).
     """
-    import numpy as np
-
-    from .train import Budget, default_device
+    from ..train import Budget, default_device
 
     device = default_device()
     b = Budget.resolve(budget, device)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     if not quiet:
         limit = f"{b.steps} steps" if b.steps else f"{b.seconds:g} s"
         print(f"device: {device.type} | {BUDGET_MARK} {b.name} ({limit} per training run, "
@@ -241,16 +239,19 @@ def execute_notebook(path: str | Path, budget: str = "quick", timeout: int = 900
                                               "language": "python"})
     else:
         nb = nbformat.read(path, as_version=4)
-    env_before = os.environ.get("DENOISE_BUDGET")
-    os.environ["DENOISE_BUDGET"] = budget
+    # the published outputs carry no progress bars (students running the notebook see them)
+    env = {"DENOISE_BUDGET": budget, "DENOISE_PROGRESS": "0"}
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
-        if env_before is None:
-            os.environ.pop("DENOISE_BUDGET", None)
-        else:
-            os.environ["DENOISE_BUDGET"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     nbformat.write(nb, path)
     jupytext.write(nb, pair, fmt="py:percent")
 

@@ -1,4 +1,4 @@
-"""Figures shared by the notebooks (matplotlib).
+"""Figures shared by the notebooks (matplotlib): :func:`compare` and :func:`plot_choice`.
 
 Images are float32 NCHW tensors (N = 1) or anything :func:`denoise_lib.image.as_image`
 accepts; they are clipped to [0, 1] **for display only**.
@@ -6,11 +6,13 @@ accepts; they are clipped to [0, 1] **for display only**.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import torch
 
-from . import metrics
-from .image import as_image, to_numpy
+from .. import metrics
+from ..image import as_image, to_numpy
+from ..subsample import NeighbourChoice
 
-__all__ = ["compare"]
+__all__ = ["compare", "plot_choice"]
 
 
 def compare(panels: dict, reference=None, *, crop: tuple[slice, slice] | None = None,
@@ -46,3 +48,41 @@ def compare(panels: dict, reference=None, *, crop: tuple[slice, slice] | None = 
         fig.suptitle(title)
     fig.tight_layout()
     plt.show()
+
+
+def plot_choice(choice: NeighbourChoice, *, index: int = 0, cells: tuple[int, int] = (4, 4),
+                origin: tuple[int, int] = (0, 0), ax=None, title: str | None = None):
+    """Draw part of a sampler: cell borders, the ``g1`` pixel (red) and the ``g2`` pixel (blue) of each cell.
+
+    Args:
+        choice: a drawn sampler.
+        index: which image of the batch.
+        cells: ``(rows, cols)`` of cells to draw.
+        origin: ``(i, j)`` of the top-left cell drawn.
+        ax: a matplotlib axis (default: a new figure).
+        title: axis title.
+
+    Returns:
+        the matplotlib axis (the caller shows the figure).
+    """
+    h2, w2 = choice.sub_size
+    i0, j0 = origin
+    ni, nj = min(cells[0], h2 - i0), min(cells[1], w2 - j0)
+    if ni < 1 or nj < 1:
+        raise ValueError(f"no cell to draw: origin {origin} outside the {h2}×{w2} cells")
+    m1, m2 = (m[index, 0, 2 * i0:2 * (i0 + ni), 2 * j0:2 * (j0 + nj)].cpu().float() for m in choice.masks())
+    rgb = torch.full((2 * ni, 2 * nj, 3), 0.92)
+    rgb[m1.bool()] = torch.tensor([0.85, 0.15, 0.1])
+    rgb[m2.bool()] = torch.tensor([0.1, 0.3, 0.85])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.5 * 2 * nj + 0.5, 0.5 * 2 * ni + 0.5))
+    ax.imshow(rgb.numpy(), interpolation="nearest")
+    for k in range(ni + 1):
+        ax.axhline(2 * k - 0.5, color="k", lw=1.5)
+    for k in range(nj + 1):
+        ax.axvline(2 * k - 0.5, color="k", lw=1.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
