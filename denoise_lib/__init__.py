@@ -16,8 +16,8 @@ theorem checks, measurements and plots.
 """
 __version__ = "0.1.0"
 
-from .image import ImageError, as_image, read_image, to_numpy  # noqa: E402
+from .image import ImageError, ImageInfo, as_image, image_info, read_alpha, read_image, to_numpy, write_image  # noqa: E402,E501
 from .noise import Gaussian, Poisson, Speckle, parse_noise  # noqa: E402
 
-__all__ = ["ImageError", "as_image", "read_image", "to_numpy", "Gaussian", "Poisson", "Speckle",
+__all__ = ["ImageError", "ImageInfo", "as_image", "image_info", "read_alpha", "read_image", "to_numpy", "write_image", "Gaussian", "Poisson", "Speckle",
            "parse_noise", "__version__"]

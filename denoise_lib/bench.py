@@ -39,7 +39,7 @@ import torch
 
 from . import classical, data, methods, metrics
 from .noise import Gaussian, parse_noise
-from .train import Budget, bare_step_ms, default_device, fit, step_flops
+from .train import Budget, bare_step_ms, default_device, fit, resolve_precision, step_flops
 
 __all__ = ["run", "main", "known_methods", "table", "markdown"]
 
@@ -61,7 +61,7 @@ def _evaluate(denoise, noisy_draws, clean) -> tuple[float, float, float]:
 
 def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", *, seed: int = 0,
         draws: int | None = None, train_limit: int | None = None, test_limit: int | None = None,
-        device=None, progress: bool = True, log=print) -> dict:
+        device=None, progress: bool = True, log=print, precision: str | None = None) -> dict:
     """Run the comparison and return the JSON-ready result dict (see the module docstring).
 
     Every learned method is built before anything trains, so a method that cannot take
@@ -106,6 +106,7 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
               "budget": str(budget), "budget_resolved": {k: v for k, v in vars(bud).items()},
               "seed": seed, "draws": draws, "test_images": len(clean), "train_images": len(train_imgs),
               "channels": channels, "device": str(device), "torch": torch.__version__,
+              "precision": resolve_precision(precision, device),
               "threads": torch.get_num_threads(), "platform": platform.platform(),
               "load_average_at_start": _load_average(), "library": _library_version()}
     known_sigma = model.sigma_range[0] if isinstance(model, Gaussian) and \
@@ -142,7 +143,8 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
                         ref = _n2c_reference(channels, train_imgs, model, bud, device, seed)
                     row["bare_step_ms"] = bare_step_ms(method, train_set, bud, device=device, seed=seed)
                     row["step_gflops"] = step_flops(method.cpu(), train_set, bud, seed=seed) / 1e9
-                    hist = fit(method, train_set, bud, seed=seed, device=device, progress=progress)
+                    hist = fit(method, train_set, bud, seed=seed, device=device, progress=progress,
+                               precision=precision)
                     row.update(train_seconds=hist.seconds, steps=hist.steps, step_ms=hist.step_ms,
                                params=sum(p.numel() for p in method.parameters()),
                                flops_vs_n2c=row["step_gflops"] / ref["step_gflops"],
@@ -268,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
     p.add_argument("--test-limit", type=int, default=None, help="use the first N test images")
     p.add_argument("--device", default=None)
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+                   help="training precision (default auto: mixed on CUDA, fp32 on CPU)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--markdown", metavar="JSON", default=None,
@@ -296,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(HEADER, flush=True)
         res = run(a.methods, a.train, a.test, a.noise, a.budget, seed=a.seed, draws=a.draws,
                   train_limit=a.train_limit, test_limit=a.test_limit, device=a.device,
-                  progress=not a.no_progress, log=lambda s: print(s, flush=True))
+                  progress=not a.no_progress, log=lambda s: print(s, flush=True), precision=a.precision)
     except (ValueError, KeyError, FileNotFoundError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

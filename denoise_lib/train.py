@@ -10,6 +10,11 @@ Every learned method trains through :func:`fit`. It handles
   handed to the method's loss as ``batch.generator``, plus the patch sampler's own;
   torch's global RNG is never read or seeded;
 * Adam with a cosine learning-rate decay over the budget's progress;
+* the numeric **precision** (:func:`resolve_precision`): mixed precision on CUDA
+  (bfloat16 autocast where the GPU supports it, else float16 autocast with a gradient
+  scaler), float32 on the CPU; methods keep their own float64 algebra (autocast never
+  casts float64 tensors, and :class:`~denoise_lib.methods.laine19.Laine19` runs its
+  covariance algebra with autocast off);
 * a tqdm progress bar;
 * checkpoints holding the method, optimizer, schedule, step, log, configuration and
   both generators, which resume **exactly** (same weights and losses as an
@@ -42,9 +47,46 @@ if TYPE_CHECKING:  # only for annotations: the loop does not depend on the metho
     from .methods.base import Method
 
 __all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "step_flops", "BUDGET_ENV",
-           "CheckpointError", "check_checkpoint_path", "load_checkpoint", "run_config", "data_fingerprint"]
+           "CheckpointError", "check_checkpoint_path", "load_checkpoint", "run_config", "data_fingerprint",
+           "resolve_precision", "PRECISIONS", "autocast"]
 
 BUDGET_ENV = "DENOISE_BUDGET"
+PRECISION_ENV = "DENOISE_PRECISION"
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str | None, device: torch.device | str) -> str:
+    """The training precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast, with a gradient scaler).
+
+    ``None`` or ``"auto"`` means ``$DENOISE_PRECISION`` if set, else: on CUDA ``"bf16"``
+    when the GPU supports bfloat16 (Ampere and newer) and ``"fp16"`` otherwise (e.g. a
+    T4); on the CPU ``"fp32"`` (bfloat16 autocast was measured on an AVX-512-BF16 CPU
+    and did not pay off; see the README's benchmark).
+
+    Raises:
+        ValueError: an unknown name, or fp16/bf16 asked for on a device that cannot run it.
+    """
+    device = torch.device(device)
+    text = (precision or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    text = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}.get(text, text)
+    if text == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if text not in PRECISIONS:
+        raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}, got {precision!r}")
+    if device.type not in ("cuda", "cpu") and text != "fp32":
+        raise ValueError(f"mixed precision is supported on cuda and cpu, not {device.type}")
+    return text
+
+
+def autocast(precision: str, device: torch.device | str):
+    """The autocast context of a precision (a no-op context for ``"fp32"``)."""
+    device = torch.device(device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def default_device() -> torch.device:
@@ -60,7 +102,7 @@ class Budget:
     """How long and how hard to train.
 
     Attributes:
-        name: "smoke", "quick", "full" or "seconds".
+        name: "smoke", "quick", "full", "paper" or "seconds".
         steps: stop after this many optimiser steps (None: no step limit).
         seconds: stop after this much training time (None: no time limit).
         batch_size, patch_size: mini-batch of ``batch_size`` square patches.
@@ -81,6 +123,8 @@ class Budget:
         # pixel throughput (measured on held-out BSD400 images, not on a test set).
         "quick": dict(steps=1000, seconds=None, batch_size=4, patch_size=64, lr=1e-3),
         "full": dict(steps=20_000, seconds=None, batch_size=16, patch_size=128, lr=3e-4),
+        # a paper's own setting where a notebook defines one (its plan); elsewhere as full
+        "paper": dict(steps=20_000, seconds=None, batch_size=16, patch_size=128, lr=3e-4),
     }
 
     @classmethod
@@ -88,7 +132,7 @@ class Budget:
         """Turn a budget spec into a :class:`Budget`.
 
         Args:
-            spec: "smoke", "quick", "full", a number of seconds (``180`` or ``"180"``),
+            spec: "smoke", "quick", "full", "paper", a number of seconds (``180`` or ``"180"``),
                 a :class:`Budget`, or None: then ``$DENOISE_BUDGET`` if set, else
                 "full" on CUDA and "quick" on CPU.
             device: used for the automatic choice and for the batch shape of a
@@ -108,7 +152,7 @@ class Budget:
         try:
             seconds = float(text)
         except ValueError:
-            raise ValueError(f"budget must be smoke, quick, full or seconds, got {spec!r}") from None
+            raise ValueError(f"budget must be smoke, quick, full, paper or seconds, got {spec!r}") from None
         if not seconds > 0 or not math.isfinite(seconds):
             raise ValueError(f"a budget in seconds must be positive, got {spec!r}")
         shape = cls.PRESETS["full" if device.type == "cuda" else "quick"]
@@ -227,12 +271,13 @@ def _architecture(method) -> str:
     return h.hexdigest()[:16]
 
 
-def run_config(method, data: TrainingSet, budget: Budget, seed: int) -> dict:
+def run_config(method, data: TrainingSet, budget: Budget, seed: int, *, precision: str = "fp32") -> dict:
     """What a checkpoint must agree with to be resumed: method, its settings, network
-    architecture, budget shape, seed and the training data's fingerprint."""
+    architecture, budget shape, seed, precision and the training data's fingerprint."""
     return {"method": method.name, "class": f"{type(method).__module__}.{type(method).__qualname__}",
             "settings": method.config, "architecture": _architecture(method),
-            "budget": dataclasses.asdict(budget), "seed": int(seed), "data": data_fingerprint(data)}
+            "budget": dataclasses.asdict(budget), "seed": int(seed), "precision": precision,
+            "data": data_fingerprint(data)}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -318,7 +363,8 @@ def _optimizer_updates(opt: torch.optim.Optimizer) -> int | None:
 def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
         seed: int = 0, device: torch.device | str | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-        log_every: int = 25, progress: bool | None = None, until: int | None = None) -> History:
+        log_every: int = 25, progress: bool | None = None, until: int | None = None,
+        precision: str | None = None) -> History:
     """Train ``method`` on ``data`` within ``budget``. The only training loop of the library.
 
     Args:
@@ -343,6 +389,10 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
         until: stop after this global step even if the budget allows more (the
             schedule still follows the whole budget); with ``checkpoint``, a later
             call resumes where this one stopped. Useful for training in chunks.
+        precision: ``"auto"`` (default), ``"fp32"``, ``"bf16"`` or ``"fp16"``; see
+            :func:`resolve_precision`. The loss and its forward passes run under
+            autocast; ``"fp16"`` adds a gradient scaler (its state is checkpointed). The
+            precision is part of the checkpoint's configuration.
 
     Returns:
         :class:`History`.
@@ -368,7 +418,8 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
         raise ValueError(f"{method.name} expects {method.channels}-channel images, "
                          f"the training set has {data.channels}")
     ckpt = check_checkpoint_path(checkpoint) if checkpoint is not None else None
-    config = run_config(method, data, budget, seed)
+    precision = resolve_precision(precision, device)
+    config = run_config(method, data, budget, seed, precision=precision)
     state = None
     if ckpt is not None and ckpt.is_file():
         state = load_checkpoint(ckpt)
@@ -380,12 +431,15 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
     sampler = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed + 1, device=device)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     opt = torch.optim.Adam(method.parameters(), lr=budget.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history, step, elapsed = History(), 0, 0.0
     sums: dict = {}
     count = 0
     if state is not None:
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         sampler.load_state_dict(state["sampler"])
         gen.set_state(state["generator"])
         step, elapsed = state["schedule"]["step"], state["schedule"]["elapsed"]
@@ -397,7 +451,8 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
         return {"format": CHECKPOINT_FORMAT, "config": config, "version": __version__,
                 "method": method.state_dict(), "optimizer": opt.state_dict(),
                 "schedule": {"step": step, "elapsed": elapsed}, "sampler": sampler.state_dict(),
-                "generator": gen.get_state(), "log": history.log, "sums": dict(sums), "count": count}
+                "generator": gen.get_state(), "log": history.log, "sums": dict(sums), "count": count,
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {}}
 
     def flush_log():
         nonlocal sums, count
@@ -417,21 +472,23 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
     try:
         while not budget.done(step, elapsed) and (until is None or step < until):
             t0 = time.perf_counter()
-            undo = (sampler.state_dict(), gen.get_state(), dict(sums), count)
+            undo = (sampler.state_dict(), gen.get_state(), dict(sums), count, _optimizer_updates(opt))
             frac = budget.progress(step, elapsed)
             lr = budget.lr_at(frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             batch = sampler(step)
             batch.progress, batch.generator = frac, gen
-            loss, logs = method.loss(batch)
+            with autocast(precision, device):
+                loss, logs = method.loss(batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for k, v in (("loss", loss.detach()), *logs.items()):
+            scaler.scale(loss).backward()
+            for k, v in (("loss", loss.detach().float()), *logs.items()):
                 sums[k] = sums[k] + v if k in sums else v
             count += 1
             with interrupts.deferred():
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 step += 1
                 undo = None
             if count >= log_every or budget.done(step, elapsed):
@@ -447,7 +504,7 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
                 t_io += time.perf_counter() - t1
     except KeyboardInterrupt:
         if undo is not None:  # interrupted inside a step
-            if _optimizer_updates(opt) == step + 1:  # the update was applied: count the step
+            if _optimizer_updates(opt) != undo[4]:  # the update was applied: count the step
                 step += 1
             else:  # nothing was applied: undo the step's draws and logged values
                 sampler.load_state_dict(undo[0])
@@ -468,7 +525,8 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
     if ckpt is not None:
         _save(ckpt, snapshot())
     history.steps, history.seconds = step, elapsed
-    history.step_ms = 1000 * t_loop / max(step - start_step, 1)
+    # a run loaded finished from its checkpoint reports its mean step time over the whole training
+    history.step_ms = 1000 * (t_loop / (step - start_step) if step > start_step else elapsed / max(step, 1))
     method.eval()
     return history
 

@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # Noise2Clean vs Noise2Noise
@@ -50,9 +58,8 @@ import torch
 from denoise_lib import course, data, methods, metrics
 from denoise_lib.course import plots as plot
 from denoise_lib.noise import Gaussian
-from denoise_lib.train import fit
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="01_noise2clean_vs_noise2noise")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -83,16 +90,19 @@ print(f"training: {len(train_clean)} images of {tuple(train_clean[0].shape[-2:])
 # ## Training
 #
 # Both methods use the Noise2Noise U-Net of Lehtinen et al. (about 1 M parameters),
-# the same seed, the same patches and the same budget. In `quick` mode each run is 900
-# steps on batches of four 64×64 patches, about a minute and a half on a 2-core CPU; on a
-# GPU the `full` budget trains for 20 000 steps on batches of sixteen 128×128 patches.
+# the same seed, the same patches and the same budget. The cell prints the budget: in
+# `quick` mode short runs on small patches, about a minute and a half each on a 2-core CPU;
+# on a GPU the `full` budget (`python -m denoise_lib.course estimate` lists each
+# notebook's trainings and their estimated GPU minutes). Each training is checkpointed:
+# if the session stops, running the notebook again continues where it stopped.
 
 # %%
-budget = cfg.budget.replace(steps=cfg.pick(smoke=3, quick=900, full=cfg.budget.steps))
+budget = cfg.budget_for("n2c")
+print(f"each run: {budget.steps} steps, batch {budget.batch_size} × {budget.patch_size}², lr {budget.lr:g}")
 n2c = methods.build("n2c", channels=1)
 n2n = methods.build("n2n", channels=1)
-hist_c = fit(n2c, sup, budget, seed=cfg.seed, device=cfg.device)
-hist_n = fit(n2n, pairs, budget, seed=cfg.seed, device=cfg.device)
+hist_c = cfg.train(n2c, sup, "n2c")
+hist_n = cfg.train(n2n, pairs, "n2n")
 print(f"N2C: {hist_c.steps} steps in {hist_c.seconds:.0f} s ({hist_c.step_ms:.0f} ms/step)")
 print(f"N2N: {hist_n.steps} steps in {hist_n.seconds:.0f} s ({hist_n.step_ms:.0f} ms/step)")
 

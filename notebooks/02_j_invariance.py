@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # J-invariance: learning from single noisy images
@@ -54,9 +62,8 @@ from denoise_lib.methods.noise2same import Noise2Same
 from denoise_lib.models import UNet
 from denoise_lib.models.blindspot import BlindSpotUNet
 from denoise_lib.noise import Gaussian
-from denoise_lib.train import fit
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="02_j_invariance")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -124,12 +131,10 @@ plt.show()
 # before it fits the noise. That early-stopping effect is the subject of Part 8.)
 
 # %%
-budget = cfg.budget
 make_unet = lambda: UNet(1, residual=True)  # noqa: E731
 torch.manual_seed(cfg.seed)
 unmasked = UnmaskedSelfSupervised(make_unet())
-hist_u = fit(unmasked, single, budget.replace(steps=cfg.pick(smoke=3, quick=200, full=2000)),
-             seed=cfg.seed, device=cfg.device)
+hist_u = cfg.train(unmasked, single, "unmasked")
 out_u = [unmasked.denoise(y) for y in test_noisy]
 psnr_u = mean_psnr(out_u)
 dist = np.mean([float(((o - y) ** 2).mean()) for o, y in zip(out_u, test_noisy)])
@@ -154,11 +159,11 @@ print(f"PSNR noisy {psnr_noisy:.2f} dB → unmasked U-Net {psnr_u:.2f} dB "
 # %%
 torch.manual_seed(cfg.seed)
 n2v = Noise2Void(make_unet())
-hist_v = fit(n2v, single, budget, seed=cfg.seed, device=cfg.device)
+hist_v = cfg.train(n2v, single, "n2v")
 out_v = [n2v.denoise(y) for y in test_noisy]
 psnr_v = mean_psnr(out_v)
 print(f"Noise2Void: {hist_v.steps} steps in {hist_v.seconds:.0f} s ({hist_v.step_ms:.0f} ms/step), "
-      f"{hist_v.log[-1]['masked_pixels']:.0f} masked pixels per batch of {budget.batch_size} patches")
+      f"{hist_v.log[-1]['masked_pixels']:.0f} masked pixels per batch of {cfg.budget_for('n2v').batch_size} patches")
 print(f"{'':<24}{'PSNR (dB)':>10}{'gain':>9}")
 for name, p in [("noisy input", psnr_noisy), ("unmasked U-Net", psnr_u), ("Noise2Void U-Net", psnr_v)]:
     print(f"{name:<24}{p:>10.2f}{p - psnr_noisy:>+9.2f}")
@@ -240,8 +245,7 @@ print(f"on {n_j} test image(s): one pass {mean_psnr(out_v[:n_j], test_clean[:n_j
 # %%
 torch.manual_seed(cfg.seed)
 n2same = Noise2Same(make_unet(), lambda_inv="2sigma", noise=noise)
-hist_s = fit(n2same, single, budget.replace(steps=cfg.pick(smoke=3, quick=400, full=cfg.budget.steps)),
-             seed=cfg.seed, device=cfg.device)
+hist_s = cfg.train(n2same, single, "noise2same")
 out_s = [n2same.denoise(y) for y in test_noisy]
 psnr_s = mean_psnr(out_s)
 print(f"Noise2Same (λ_inv = 2σ = {2 * sigma:.3f}): {hist_s.steps} steps in {hist_s.seconds:.0f} s, "

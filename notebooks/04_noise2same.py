@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # Noise2Same: the invariance term and its weight
@@ -62,9 +70,8 @@ from denoise_lib.course import jinvariance
 from denoise_lib.methods.noise2same import Noise2Same
 from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian
-from denoise_lib.train import fit
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="04_noise2same")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -113,14 +120,14 @@ psnr_noisy = mean_psnr(test_noisy)
 # %%
 ratios = cfg.pick(smoke=[0.5, 1.0, 2.0, 4.0], quick=[0.25, 0.5, 1.0, 2.0, 4.0],
                   full=[0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
-budget = cfg.budget.replace(steps=cfg.pick(smoke=2, quick=250, full=5_000))
+budget = cfg.budget_for("lambda sweep")
 runs = {}
 for r in ratios:
     torch.manual_seed(cfg.seed)
     method = Noise2Same(UNet(1, residual=True), lambda_inv=2 * r * sigma)
-    hist = fit(method, single, budget, seed=cfg.seed, device=cfg.device)
+    hist = cfg.train(method, single, "lambda sweep")
     runs[r] = (method, hist, mean_psnr([method.denoise(y) for y in test_noisy]))
-print(f"{budget.steps} steps per run; noisy input {psnr_noisy:.2f} dB")
+print(f"{hist.steps} steps per run; noisy input {psnr_noisy:.2f} dB")
 print(f"{'σ_loss/σ':>9}{'λ_inv':>8}{'PSNR (dB)':>11}{'last rec':>11}{'last inv':>10}")
 for r, (m, h, p) in runs.items():
     print(f"{r:>9.2f}{m.lambda_value:>8.3f}{p:>11.2f}{h.log[-1]['rec']:>11.2e}{h.log[-1]['inv']:>10.2e}")

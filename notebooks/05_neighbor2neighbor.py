@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # Neighbor2Neighbor: sub-sampled pairs, Theorem 1 and the regulariser
@@ -55,9 +63,8 @@ from denoise_lib.course import plots as plot
 from denoise_lib.methods.nb2nb import Neighbor2Neighbor
 from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian
-from denoise_lib.train import fit
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="05_neighbor2neighbor")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -223,14 +230,13 @@ for name, checks in [("half-pixel shift", shift_checks), ("sub-sampled pairs", s
 # compared.
 
 # %%
-steps = cfg.pick(smoke=2, quick=400, full=10_000)
-budget = cfg.budget.replace(steps=steps)
+budget = cfg.budget_for("gamma sweep")
 
 
 def train(gamma, sampler="random", seed=cfg.seed):
     torch.manual_seed(seed)
     method = Neighbor2Neighbor(UNet(1), sampler=sampler, gamma=gamma)
-    hist = fit(method, single, budget, seed=seed, device=cfg.device)
+    hist = cfg.train(method, single, "gamma sweep", seed=seed)
     outputs = [method.denoise(y) for y in test_noisy]
     return {"method": method, "hist": hist, "outputs": outputs, "psnr": mean_psnr(outputs)}
 
@@ -254,7 +260,7 @@ runs[20.0] = train(20.0)
 
 # %%
 paper_t3 = {0.0: 31.77, 2.0: 32.08, 8.0: 32.02, 20.0: 31.95}
-print(f"{steps} steps per run, batch {budget.batch_size} × {budget.patch_size}²; noisy input {psnr_noisy:.2f} dB")
+print(f"{runs[0.0]['hist'].steps} steps per run, batch {budget.batch_size} × {budget.patch_size}²; noisy input {psnr_noisy:.2f} dB")
 print(f"{'γ':>5}{'PSNR (dB)':>11}{'gain':>8}{'ms/step':>9}{'last rec':>11}{'last reg':>11}{'paper (Kodak)':>15}")
 for g, r in runs.items():
     last = r["hist"].log[-1]

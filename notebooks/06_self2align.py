@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # Self2Align: aligning noisy frames before Noise2Noise
@@ -57,9 +65,8 @@ from denoise_lib.methods.self2align import Self2Align
 from denoise_lib.ops import gaussian_smooth
 from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian
-from denoise_lib.train import fit
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="06_self2align")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -181,7 +188,7 @@ print("printed gap within 5 % of 2σ²:", abs(r["gap_printed"] / (2 * sigma ** 2
 # The alignment network never sees a clean image, and neither does the denoiser.
 
 # %%
-budget = cfg.budget.replace(steps=cfg.pick(smoke=2, quick=300, full=cfg.budget.steps))
+budget = cfg.budget_for("aligned")
 variants = {
     "N2N, raw pairs": lambda: Noise2Noise(UNet(1)),
     "aligned": lambda: Self2Align(UNet(1), sampler=False),
@@ -191,9 +198,9 @@ runs = {}
 for name, make in variants.items():
     torch.manual_seed(cfg.seed)
     method = make()
-    hist = fit(method, pairs, budget, seed=cfg.seed, device=cfg.device)
+    hist = cfg.train(method, pairs, name)
     runs[name] = (method, hist)
-print(f"{budget.steps} steps per run, batch {budget.batch_size} × {budget.patch_size}²")
+print(f"{hist.steps} steps per run, batch {budget.batch_size} × {budget.patch_size}²")
 for name, (m, h) in runs.items():
     last = h.log[-1]
     extra = f"  keep {last['keep']:.3f}  mean |flow| {last['flow']:.2f} px" if "flow" in last else ""

@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # SVID: re-noising, stop-gradient, and three noise types
@@ -50,8 +58,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import copy
-import tempfile
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -62,9 +68,8 @@ from denoise_lib import course, data, metrics
 from denoise_lib.course import plots as plot
 from denoise_lib.methods.svid import SVID, collapse_stats, renoise
 from denoise_lib.models import UNet
-from denoise_lib.train import fit
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="07_svid")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -96,9 +101,9 @@ sigma = 25 / 255
 
 
 def make_svid(**kw):
-    """The notebook's SVID: a 24-feature U-Net and a 100-step warm-up (overridable)."""
+    """The notebook's SVID: its plan's U-Net (24 features; full width in `paper`) and a 100-step warm-up."""
     torch.manual_seed(cfg.seed)
-    return SVID(UNet(1, features=24), **{"warmup_steps": 100, **kw})
+    return SVID(UNet(1, **cfg.run("svid").net), **{"warmup_steps": 100, **kw})
 
 
 def mean_psnr(outputs, clean=test_clean):
@@ -156,11 +161,10 @@ print("identity (n̂ = 0) gives y₂ = y:", bool(torch.equal(renoise(y, y.clone(
 #   standard deviation of $\hat\nz$ to $\sigma$.
 
 # %%
-steps = cfg.pick(smoke=4, quick=600, full=cfg.budget.steps)
-ablation_steps = cfg.pick(smoke=2, quick=100, full=1000)          # section 3 stops here
-checkpoints = cfg.pick(smoke=[0, 2, 4], quick=[0, 25, 100, 300, 600], full=[0, 100, 1000, 5000, steps])
-budget = cfg.budget.replace(steps=steps)
-workdir = Path(tempfile.mkdtemp())
+budget = cfg.budget_for("svid")
+steps = cfg.run("svid").steps
+ablation_steps = cfg.run("ablation").steps                         # section 3 stops here
+checkpoints = sorted({0, ablation_steps, steps, *cfg.pick(smoke=[], quick=[25, 300], full=[100, steps // 2])})
 
 
 def noise_report(method, noisy, clean, seed=0):
@@ -174,8 +178,7 @@ svid = make_svid()
 snapshots = {}
 for stop in checkpoints:
     if stop > 0:
-        hist = fit(svid, train_sets["gaussian"], budget, seed=cfg.seed, device=cfg.device,
-                   checkpoint=workdir / "svid.pt", until=stop)
+        hist = cfg.train(svid, train_sets["gaussian"], "svid", until=stop)
     if stop == ablation_steps:                                        # kept for section 3
         svid_early = (copy.deepcopy(svid), hist)
     svid.eval()
@@ -255,8 +258,7 @@ ablation_results = {"untrained network": ablation_row(make_svid())}
 runs = {"SVID (section 2)": svid_early}
 for name, kw in ablation.items():
     m = make_svid(**kw)
-    runs[name] = (m, fit(m, train_sets["gaussian"], budget, seed=cfg.seed, device=cfg.device,
-                         until=ablation_steps))
+    runs[name] = (m, cfg.train(m, train_sets["gaussian"], "ablation", budget=budget, until=ablation_steps))
 for name, (m, hist) in runs.items():
     ablation_results[name] = ablation_row(m, hist)
 print(f"(a) from the random initialisation, {ablation_steps} steps each; noisy input {psnr_noisy['gaussian']:.2f} dB")
@@ -271,12 +273,11 @@ print_ablation(ablation_results)
 # output already looks like an image.
 
 # %%
-branch_steps = cfg.pick(smoke=2, quick=200, full=2000)
+branch_steps = cfg.run("branch").steps
 branch_results = {"start (section 2, end of warm-up)": ablation_row(svid_early[0])}
 for name, sg in (("Eq. (10), stop-gradient", True), ("Eq. (10), no stop-gradient", False)):
     m = SVID(copy.deepcopy(svid_early[0].net), stop_gradient=sg, fidelity=0.0, warmup_steps=0)
-    hist = fit(m, train_sets["gaussian"], budget.replace(steps=branch_steps), seed=cfg.seed + 1,
-               device=cfg.device)
+    hist = cfg.train(m, train_sets["gaussian"], "branch", seed=cfg.seed + 1)
     branch_results[name] = ablation_row(m, hist)
 print(f"(b) from section 2's network at step {ablation_steps}, then {branch_steps} steps of Eq. (10)")
 print_ablation(branch_results)
@@ -330,11 +331,10 @@ plt.show()
 # faces.
 
 # %%
-other_steps = cfg.pick(smoke=3, quick=300, full=cfg.budget.steps)
 trained = {"gaussian": svid}
 for kind in ("poisson", "speckle"):
     m = make_svid()
-    fit(m, train_sets[kind], budget.replace(steps=other_steps), seed=cfg.seed, device=cfg.device)
+    cfg.train(m, train_sets[kind], "other noise")
     trained[kind] = m
 results = {}
 for kind, m in trained.items():
@@ -347,7 +347,7 @@ for kind, m in trained.items():
 print(f"{'noise':<10}{'steps':>6}{'noisy':>8}{'SVID':>8}{'gain':>7}{'SSIM':>7}"
       f"{'skew n':>8}{'skew n̂':>8}{'skew n₂':>9}{'W1(n₂,n)':>10}")
 for kind, r in results.items():
-    st = steps if kind == "gaussian" else other_steps
+    st = steps if kind == "gaussian" else cfg.run("other noise").steps
     print(f"{kind:<10}{st:>6}{psnr_noisy[kind]:>8.2f}{r['psnr']:>8.2f}{r['psnr'] - psnr_noisy[kind]:>7.2f}"
           f"{r['ssim']:>7.3f}{r['skew_n']:>8.3f}{r['skew_hat']:>8.3f}{r['skew_2']:>9.3f}{r['w_2']:>10.4f}")
 

@@ -15,10 +15,18 @@
 
 # %%
 # Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
 import sys
+KEEP_ON_DRIVE = False
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
 
 # %% [markdown]
 # # Deep Image Prior: the rise and fall of the PSNR
@@ -52,7 +60,7 @@ import torch
 from denoise_lib import course, data, methods, metrics
 from denoise_lib.course import plots as plot
 
-cfg = course.setup(seed=0)
+cfg = course.setup(seed=0, notebook="08_deep_image_prior")
 torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
 
 # %% [markdown]
@@ -102,7 +110,7 @@ print(f"image {tuple(clean.shape)}; noisy PSNR {psnr_noisy:.2f} dB")
 # **oracle**: a real user does not know it.
 
 # %%
-iterations = {"dip": cfg.pick(smoke=4, quick=1000, full=3000), "dip-y": cfg.pick(smoke=4, quick=300, full=1500)}
+iterations = {name: cfg.run(name).steps for name in ("dip", "dip-y")}
 record_every = cfg.pick(smoke=1, quick=10, full=10)
 fits = {}
 for name, T in iterations.items():

@@ -109,13 +109,14 @@ def test_missing_file_offline_raises_data_error_naming_file_and_env_var(monkeypa
 
     import pooch
     monkeypatch.setattr(pooch, "retrieve", offline)
+    monkeypatch.setattr(registry, "_sleep", lambda s: None)
     with pytest.raises(DataError) as e:
         data.load("set12", limit=1)
     msg = str(e.value)
     assert "Set12/01.png" in msg
     assert "DENOISE_LIB_DATA" in msg
     assert str(root) in msg
-    assert calls == [DATASETS["set12"].entries[0].url]
+    assert calls == [DATASETS["set12"].entries[0].url] * registry.ATTEMPTS  # retried, then the message
 
 
 def test_download_hash_mismatch_raises_data_error(monkeypatch, tmp_path):

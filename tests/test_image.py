@@ -1,4 +1,4 @@
-"""image.as_image / read_image / to_numpy / reflect_pad / crop_to."""
+"""image.as_image / read_image / to_numpy / reflect_pad / crop_to (files: test_image_files.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -63,11 +63,44 @@ def test_uint8_tensor_is_scaled():
     assert torch.allclose(t[0, 0], x.float() / 255)
 
 
-def test_alpha_channel_is_dropped():
+def test_alpha_channel_is_dropped_with_a_warning():
     a = rng().integers(0, 256, size=(5, 6, 4), dtype=np.uint8)
-    t = as_image(a)
+    with pytest.warns(UserWarning, match="alpha channel dropped"):
+        t = as_image(a)
     assert t.shape == (1, 3, 5, 6)
     assert torch.equal(t, as_image(a[..., :3]))
+
+
+def test_numpy_layout_follows_channel_axis_not_sizes():
+    with pytest.warns(UserWarning, match="alpha"):
+        assert as_image(np.zeros((3, 4, 4), np.uint8)).shape == (1, 3, 3, 4)  # H=3, W=4, RGBA
+    a = rng().random((3, 8, 6)).astype(np.float32)
+    with pytest.raises(ImageError, match="channel_axis=0"):
+        as_image(a)  # HWC with 6 channels; the hint names CHW
+    assert torch.equal(as_image(a, channel_axis=0), torch.from_numpy(a)[None])
+    b = rng().random((4, 5, 1)).astype(np.float32)
+    assert torch.equal(as_image(b, channel_axis=2), torch.from_numpy(b[..., 0])[None, None])
+
+
+def test_channel_axis_none_accepts_only_2d():
+    a = rng().random((4, 5)).astype(np.float32)
+    assert torch.equal(as_image(a, channel_axis=None)[0, 0], torch.from_numpy(a))
+    with pytest.raises(ImageError, match="channel_axis=None"):
+        as_image(np.zeros((4, 5, 3), np.float32), channel_axis=None)
+    with pytest.raises(ImageError, match="out of range"):
+        as_image(np.zeros((4, 5, 3), np.float32), channel_axis=3)
+
+
+def test_numpy_rank4_is_an_nchw_batch():
+    a = rng().random((2, 3, 4, 5)).astype(np.float32)
+    assert torch.equal(as_image(a), torch.from_numpy(a))
+
+
+def test_bool_and_big_endian_numpy_arrays():
+    m = np.array([[True, False], [False, True]])
+    assert torch.equal(as_image(m)[0, 0], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    be = np.array([[0, 65535], [257, 1]], dtype=">u2")
+    assert torch.equal(as_image(be), as_image(be.astype(np.uint16)))
 
 
 # --------------------------------------------------------------------------- rejected input
@@ -132,7 +165,7 @@ def test_allow_range_accepts_noisy_values():
     assert torch.equal(t[0, 0], torch.from_numpy(a))
 
 
-@pytest.mark.parametrize("a", [np.zeros((4, 4), dtype=bool), np.zeros((4, 4), dtype=np.complex64),
+@pytest.mark.parametrize("a", [np.zeros((4, 4), dtype=np.complex64), np.zeros((4, 4), dtype=np.uint32),
                                np.zeros((4, 4), dtype=np.int32), np.zeros((4, 4), dtype=np.int8)])
 def test_unsupported_numpy_dtypes_raise(a):
     with pytest.raises(ImageError, match="dtype"):
@@ -196,6 +229,8 @@ def test_to_numpy_rejects_a_batch():
 
 def test_read_image_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageError):
         read_image(tmp_path / "nope.png")
 
 

@@ -53,23 +53,34 @@ def load_dataset(name: str, *, channels: int | None = None, limit: int | None = 
         channels: convert to 1 (BT.601 luma) or 3 channels; default keeps the set's own.
         limit: keep the first ``limit`` images (manifest order).
 
+    Files missing from the local mirrors and the cache are downloaded in parallel,
+    with retries and one progress bar (:func:`~denoise_lib.data.registry.fetch_many`).
+
     Returns:
         list of (1, C, H, W) float32 tensors in [0, 1].
 
     Raises:
-        KeyError: unknown name. DataError: missing, corrupt or undownloadable file.
+        KeyError: unknown name. DataError: missing, corrupt or undownloadable file
+            (offline or rate-limited: the message says what to do).
+        ValueError: ``DENOISE_LIB_DOWNLOAD_WORKERS`` is not an integer ≥ 1.
     """
     ds = registry.get(name)
     entries = _select(ds.entries, limit)
-    return [as_image(registry.fetch(ds, e), channels=channels) for e in entries]
+    return [as_image(a, channels=channels) for a in registry.fetch_many(ds, entries)]
 
 
-def load_folder(path: str | Path, *, channels: int | None = None, limit: int | None = None) -> list[torch.Tensor]:
+def load_folder(path: str | Path, *, channels: int | None = None, limit: int | None = None,
+                pages=None) -> list[torch.Tensor]:
     """Load every image file of a folder (sorted by name; sub-folders ignored).
+
+    Args:
+        pages: for multi-page files (TIFF stacks, animated GIF): a page index, or
+            ``"all"`` to load every page as its own image (see :func:`~denoise_lib.image.read_image`).
 
     Raises:
         FileNotFoundError: the folder does not exist or holds no image file.
-        ImageError: a file cannot be decoded (the message names it).
+        ImageError: a file cannot be decoded, or is multi-page and ``pages`` is None
+            (the message names it).
     """
     path = Path(path)
     if not path.is_dir():
@@ -77,7 +88,11 @@ def load_folder(path: str | Path, *, channels: int | None = None, limit: int | N
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
-    return [read_image(p, channels=channels) for p in _select(files, limit)]
+    out = []
+    for f in _select(files, limit):
+        img = read_image(f, channels=channels, pages=pages)
+        out.extend(img if isinstance(img, list) else [img])
+    return out
 
 
 def sample_images(names=None, *, channels: int | None = None, limit: int | None = None) -> list[torch.Tensor]:
@@ -116,6 +131,8 @@ def load(source: str | Path, *, channels: int | None = None, limit: int | None =
     """
     s = str(source)
     key = s.strip().lower()
+    if not key:
+        raise FileNotFoundError("empty image source: give a registered set name, skimage, or a folder path")
     if key in ("skimage", "skimage-gray", "skimage-rgb"):
         c = {"skimage-gray": 1, "skimage-rgb": 3}.get(key)
         imgs = sample_images(None, channels=c, limit=limit)

@@ -90,6 +90,11 @@ DET_EPS = 1e-8
 LOG_2PI = math.log(2 * math.pi)
 
 
+def _exact(y: torch.Tensor):
+    """Autocast off: the covariance algebra runs in float64 even inside a mixed-precision step."""
+    return torch.autocast(device_type=y.device.type, enabled=False)
+
+
 def n_outputs(channels: int, mode: str) -> int:
     """Network output channels for ``channels`` image channels: C + C(C+1)/2 (full), 2C (per-component), C (l2).
 
@@ -406,7 +411,12 @@ class Laine19(Method):
         c = self.channels
         if y.ndim != 4 or y.shape[1] != c:
             raise ValueError(f"{self.name} expects (N, {c}, H, W), got {tuple(y.shape)}")
-        out = self.net(y).to(torch.float64).permute(0, 2, 3, 1)      # (N, H, W, n_out)
+        out = self.net(y)                    # the network may run under autocast (mixed precision)
+        with _exact(y):                      # the Gaussian algebra does not: float64, autocast off
+            return self._distribution(y, out.to(torch.float64).permute(0, 2, 3, 1), with_covariances)
+
+    def _distribution(self, y, out, with_covariances):
+        c = self.channels
         res = {"mu": out[..., :c]}
         if self.mode == "l2":
             return res
@@ -438,6 +448,10 @@ class Laine19(Method):
         """
         y = batch.noisy
         d = self.distribution(y, with_covariances=self.covariance == "clean")
+        with _exact(y):
+            return self._loss(y, d)
+
+    def _loss(self, y, d):
         y64 = y.to(torch.float64).permute(0, 2, 3, 1)
         mse_mu = torch.mean((d["mu"] - y64) ** 2)
         if self.mode == "l2":
@@ -470,6 +484,11 @@ class Laine19(Method):
         d = self.distribution(y)
         res = {"mu": d["mu"]}
         if self.mode != "l2":
+            return self._predict_all(y, d, res)
+        return {k: v.permute(0, 3, 1, 2).to(torch.float32).contiguous() for k, v in res.items()}
+
+    def _predict_all(self, y, d, res):
+        with _exact(y):
             y64 = y.to(torch.float64).permute(0, 2, 3, 1)
             s = d["sigma"][:, None, None]
             if self.mode == "full":
