@@ -39,7 +39,7 @@ import torch
 
 from . import classical, data, methods, metrics
 from .noise import Gaussian, parse_noise
-from .train import Budget, bare_step_ms, default_device, fit, resolve_precision, step_flops
+from .train import Budget, bare_step_ms, fit, resolve_device, resolve_precision, step_flops
 
 __all__ = ["run", "main", "known_methods", "table", "markdown"]
 
@@ -81,7 +81,7 @@ def run(methods_: list[str], train: str, test: str, noise: str, budget="quick", 
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(known_methods())}")
     if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
         raise ValueError(f"draws must be an integer ≥ 1, got {draws!r}")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     model = parse_noise(noise)
     bud = Budget.resolve(budget, device)
     clean = data.load(test, limit=test_limit)

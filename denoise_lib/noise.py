@@ -35,7 +35,7 @@ from fractions import Fraction
 
 import torch
 
-__all__ = ["NoiseModel", "Gaussian", "Poisson", "Speckle", "parse_noise", "POISSON_NORMAL_ABOVE",
+__all__ = ["NoiseModel", "Gaussian", "Poisson", "Speckle", "PoissonGaussian", "parse_noise", "POISSON_NORMAL_ABOVE",
            "POISSON_MIN_LAMBDA", "SPECKLE_MAX_V"]
 
 
@@ -308,6 +308,43 @@ class Speckle(NoiseModel):
         return f"speckle:{_shortest(self.v)}"
 
 
+@dataclass(frozen=True)
+class PoissonGaussian(NoiseModel):
+    """Camera-like noise: shot noise plus read-out noise, ``y = Poisson(λ x)/λ + σ n``, n ~ N(0, 1).
+
+    ``E[y|x] = x`` and ``Var[y|x] = x/λ + σ²``: the Poisson–Gaussian model of raw sensor
+    data (Foi et al. 2008, "Practical Poissonian-Gaussian noise modeling and fitting for
+    single-image raw-data", Eq. 1, with a = 1/λ and b = σ²).
+
+    Args:
+        lam: photon level λ of the shot noise (as :class:`Poisson`).
+        sigma: standard deviation of the read-out noise in [0, 1] units (as :class:`Gaussian`).
+
+    Raises:
+        ValueError: as :class:`Poisson` for λ and :class:`Gaussian` for σ.
+    """
+
+    lam: float = 60.0
+    sigma: float = 5 / 255
+
+    def __post_init__(self):
+        shot, read = Poisson(self.lam), Gaussian(self.sigma)
+        object.__setattr__(self, "lam", shot.lam_range[0])
+        object.__setattr__(self, "sigma", read.sigma_range[0])
+
+    def __call__(self, x, generator=None):
+        shot = Poisson(self.lam)(x, generator)
+        return Gaussian(self.sigma)(shot, generator)
+
+    def variance(self, x):
+        return x / self.lam + self.sigma ** 2
+
+    @property
+    def spec(self):
+        """``"poisson-gaussian:L,S255"`` (σ on the 0–255 scale), shortest digits that parse back exactly."""
+        return f"poisson-gaussian:{_shortest(self.lam)},{_shortest(self.sigma, on255=True)}"
+
+
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?"  # float exponents have ≤ 3 digits
 _RANGE = re.compile(rf"\s*({_NUM})\s*(?:-\s*({_NUM})\s*)?")
 
@@ -332,7 +369,8 @@ def parse_noise(spec: str | NoiseModel) -> NoiseModel:
 
     Accepted forms: ``gaussian:SIGMA255`` (σ on the 0–255 scale, e.g. ``gaussian:25``,
     at most 255), ``gaussian:LO-HI`` (σ drawn per image, 0–255 scale), ``poisson:LAMBDA``,
-    ``poisson:LO-HI`` and ``speckle:V``. Numbers may use exponent notation (``2.55e-06``).
+    ``poisson:LO-HI``, ``speckle:V`` and ``poisson-gaussian:LAMBDA,SIGMA255``. Numbers may
+    use exponent notation (``2.55e-06``).
     A :class:`NoiseModel` passes through; ``parse_noise(m.spec)`` rebuilds ``m``.
 
     Raises:
@@ -341,7 +379,8 @@ def parse_noise(spec: str | NoiseModel) -> NoiseModel:
     """
     if isinstance(spec, NoiseModel):
         return spec
-    forms = "gaussian:SIGMA255, gaussian:LO-HI, poisson:LAMBDA, poisson:LO-HI, speckle:V"
+    forms = "gaussian:SIGMA255, gaussian:LO-HI, poisson:LAMBDA, poisson:LO-HI, speckle:V, " \
+            "poisson-gaussian:LAMBDA,SIGMA255"
     try:
         kind, _, arg = str(spec).partition(":")
         kind = kind.strip().lower()
@@ -354,6 +393,11 @@ def parse_noise(spec: str | NoiseModel) -> NoiseModel:
             return Poisson(tuple(float(t) for t in _range(arg)))
         if kind == "speckle":
             return Speckle(_number(arg))
+        if kind == "poisson-gaussian":
+            lam, sep, s255 = arg.partition(",")
+            if not sep:
+                raise ValueError("poisson-gaussian needs LAMBDA,SIGMA255")
+            return PoissonGaussian(_number(lam), _from255(s255))
     except ValueError as e:
         raise ValueError(f"bad noise spec {spec!r} ({e}); accepted forms: {forms}") from None
     raise ValueError(f"unknown noise spec {spec!r}; accepted forms: {forms}")

@@ -16,6 +16,14 @@ Every learned method trains through :func:`fit`. It handles
   casts float64 tensors, and :class:`~denoise_lib.methods.laine19.Laine19` runs its
   covariance algebra with autocast off);
 * a tqdm progress bar;
+* **several processes** (``torchrun``): when ``torch.distributed`` is initialised, the
+  method is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gradients
+  averaged over ranks, NCCL on CUDA, gloo on the CPU); every rank draws the same global
+  batch of ``budget.batch_size`` patches and trains on its own slice of it, so a run on
+  N processes follows the one-process run with the same budget (the same model, up to
+  the order of floating-point sums, for methods whose loss draws no random numbers; the
+  others draw their masks from per-rank generators, so they agree in distribution).
+  Rank 0 writes checkpoints; every rank resumes from them;
 * checkpoints holding the method, optimizer, schedule, step, log, configuration and
   both generators, which resume **exactly** (same weights and losses as an
   uninterrupted run on the CPU for step budgets, also after a Ctrl-C at any point),
@@ -48,7 +56,7 @@ if TYPE_CHECKING:  # only for annotations: the loop does not depend on the metho
 
 __all__ = ["Budget", "History", "fit", "default_device", "bare_step_ms", "step_flops", "BUDGET_ENV",
            "CheckpointError", "check_checkpoint_path", "load_checkpoint", "run_config", "data_fingerprint",
-           "resolve_precision", "PRECISIONS", "autocast"]
+           "resolve_precision", "PRECISIONS", "autocast", "resolve_device"]
 
 BUDGET_ENV = "DENOISE_BUDGET"
 PRECISION_ENV = "DENOISE_PRECISION"
@@ -95,6 +103,26 @@ def default_device() -> torch.device:
     if env:
         return torch.device(env)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """``device`` as a :class:`torch.device` (default :func:`default_device`), checked.
+
+    Raises:
+        ValueError: an unknown device string, or CUDA asked for where torch has no CUDA
+            support or sees no such GPU (before any work starts).
+    """
+    try:
+        d = torch.device(device) if device is not None else default_device()
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "was built without CUDA" if torch.version.cuda is None else "sees no GPU"
+            raise ValueError(f"device {d} was asked for, but this torch ({torch.__version__}) {why}; use cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"device {d} was asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+    return d
 
 
 @dataclass(frozen=True)
@@ -360,6 +388,44 @@ def _optimizer_updates(opt: torch.optim.Optimizer) -> int | None:
     return 0 if not opt.state else None
 
 
+class _LossModule(torch.nn.Module):
+    """``forward(batch) = method.loss(batch)``: what DistributedDataParallel wraps (a method's loss
+    may call its network several times, so the whole loss is the module's forward)."""
+
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch):
+        return self.method.loss(batch)
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` of the initialised process group, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _shard(batch, rank: int, world: int):
+    """Rank ``rank``'s slice of a global batch (the same patches on every rank, one slice each)."""
+    if world == 1:
+        return batch
+    n = batch.noisy.shape[0] // world
+    part = slice(rank * n, (rank + 1) * n)
+    return dataclasses.replace(batch, noisy=batch.noisy[part],
+                               target=None if batch.target is None else batch.target[part],
+                               clean=None if batch.clean is None else batch.clean[part])
+
+
+def _rank_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of rank ``rank``'s loss generator at ``step`` in a multi-process run (stateless,
+    so that a resumed run draws what an uninterrupted one would)."""
+    return int(hashlib.sha256(f"{seed}:{rank}:{step}".encode()).hexdigest()[:15], 16)
+
+
 def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | None" = None, *,
         seed: int = 0, device: torch.device | str | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int = 500,
@@ -411,15 +477,21 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
                         "it has no training set for fit()")
     if not isinstance(method, Method):
         raise TypeError(f"fit() trains a denoise_lib Method, got {type(method).__name__}")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     budget = Budget.resolve(budget, device)
     data = data.for_method(method.requires)
     if method.channels is not None and data.channels != method.channels:
         raise ValueError(f"{method.name} expects {method.channels}-channel images, "
                          f"the training set has {data.channels}")
-    ckpt = check_checkpoint_path(checkpoint) if checkpoint is not None else None
+    rank, world = _world()
+    if budget.batch_size % world:
+        raise ValueError(f"the batch of {budget.batch_size} patches cannot be split evenly over {world} processes")
+    ckpt = check_checkpoint_path(checkpoint) if checkpoint is not None and rank == 0 else \
+        (Path(checkpoint) if checkpoint is not None else None)
     precision = resolve_precision(precision, device)
     config = run_config(method, data, budget, seed, precision=precision)
+    if world > 1:
+        config["processes"] = world
     state = None
     if ckpt is not None and ckpt.is_file():
         state = load_checkpoint(ckpt)
@@ -428,6 +500,11 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
             raise CheckpointError(f"checkpoint {ckpt} was made with another configuration; delete it, "
                                   "choose another path, or train with the same settings:\n  " + "\n  ".join(diff))
     method.to(device).train()
+    model = method
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(_LossModule(method), find_unused_parameters=True)
     sampler = PatchSampler(data, budget.patch_size, budget.batch_size, seed=seed + 1, device=device)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     opt = torch.optim.Adam(method.parameters(), lr=budget.lr)
@@ -456,6 +533,14 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
 
     def flush_log():
         nonlocal sums, count
+        if world > 1:  # the mean over ranks (a collective at each log interval, not each step)
+            import torch.distributed as dist
+
+            keys = sorted(k for k, v in sums.items() if isinstance(v, torch.Tensor))
+            if keys:
+                vec = torch.stack([sums[k].detach().float().reshape(()) for k in keys])
+                dist.all_reduce(vec)
+                sums.update({k: v / world for k, v in zip(keys, vec)})
         history.log.append({"step": step, "lr": lr, **{k: float(v) / count for k, v in sums.items()}})
         sums, count = {}, 0
 
@@ -477,10 +562,12 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
             lr = budget.lr_at(frac)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = sampler(step)
+            batch = _shard(sampler(step), rank, world)
+            if world > 1:
+                gen.manual_seed(_rank_seed(seed, rank, step))
             batch.progress, batch.generator = frac, gen
             with autocast(precision, device):
-                loss, logs = method.loss(batch)
+                loss, logs = model(batch) if world > 1 else method.loss(batch)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             for k, v in (("loss", loss.detach().float()), *logs.items()):
@@ -497,7 +584,7 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
                     raise FloatingPointError(f"{method.name}: loss became {history.log[-1]['loss']} at step {step}")
             elapsed += time.perf_counter() - t0
             bar.update(1) if budget.steps else bar.update(int(elapsed) - bar.n)
-            if ckpt is not None and checkpoint_every and step % checkpoint_every == 0:
+            if ckpt is not None and rank == 0 and checkpoint_every and step % checkpoint_every == 0:
                 t1 = time.perf_counter()
                 with interrupts.deferred():
                     _save(ckpt, snapshot())
@@ -512,7 +599,7 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
                 sums, count = undo[2], undo[3]
         if count >= log_every or (count and budget.done(step, elapsed)):  # as the step would have
             flush_log()
-        if ckpt is not None:  # keep what was trained; the next call resumes from here
+        if ckpt is not None and rank == 0:  # keep what was trained; the next call resumes from here
             _save(ckpt, snapshot())
         raise
     finally:
@@ -522,8 +609,12 @@ def fit(method: "Method", data: TrainingSet, budget: "Budget | str | float | Non
     t_loop = time.perf_counter() - loop_start - t_io
     if count and (ckpt is None or budget.done(step, elapsed)):
         flush_log()
-    if ckpt is not None:
+    if ckpt is not None and rank == 0:
         _save(ckpt, snapshot())
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # the final checkpoint is written before any rank goes on
     history.steps, history.seconds = step, elapsed
     # a run loaded finished from its checkpoint reports its mean step time over the whole training
     history.step_ms = 1000 * (t_loop / (step - start_step) if step > start_step else elapsed / max(step, 1))

@@ -362,3 +362,24 @@ def test_an_estimated_sigma_above_1_on_unit_range_data_is_capped(name):
     y = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]])  # a 2×2 checkerboard: the wavelet MAD gives σ̂ > 1
     assert classical.estimate_sigma(y)[0] > 1
     assert_valid_output(DENOISERS[name](y, None), y)
+
+
+# ------------------------------------------------------------------ Poisson–Gaussian (camera) noise
+def test_poisson_gaussian_has_the_stated_moments_and_round_trips():
+    from denoise_lib.noise import PoissonGaussian, parse_noise
+
+    m = PoissonGaussian(60.0, 5 / 255)
+    x = torch.full((1, 1, 256, 256), 0.5).repeat(4, 1, 1, 1)
+    x[1], x[2], x[3] = 0.1, 0.9, 0.0
+    y = m(x, torch.Generator().manual_seed(0))
+    r = (y - x).double()
+    for i in range(4):
+        assert abs(float(r[i].mean())) < 3e-3
+        assert float(r[i].var()) == pytest.approx(float(m.variance(x[i]).mean()), rel=0.05)
+    assert m.spec == "poisson-gaussian:60,5"
+    back = parse_noise(m.spec)
+    assert back == m and parse_noise("poisson-gaussian:30,2.5") == PoissonGaussian(30.0, 2.5 / 255)
+    with pytest.raises(ValueError, match="25/255|0–255|\\[0, 1\\]"):
+        PoissonGaussian(60.0, 5)
+    with pytest.raises(ValueError, match="LAMBDA,SIGMA255"):
+        parse_noise("poisson-gaussian:60")

@@ -19,7 +19,7 @@ from denoise_lib.noise import Gaussian
 from denoise_lib.train import Budget, CheckpointError, fit, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.py"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 LABEL_CALLS = re.compile(r"""cfg\.(?:run|budget_for)\(\s*["']([^"']+)["']|cfg\.train\([^()]*?,\s*["']([^"']+)["']""")
 
 

@@ -140,6 +140,12 @@ PLANS: dict[str, dict[str, tuple[Run, ...]]] = {
         "quick": (Run("dip", "dip", 1000, 1, 128, 1e-3), Run("dip-y", "dip-y", 300, 1, 128, 1e-3)),
         "full": (Run("dip", "dip", 3000, 1, 256, 1e-3), Run("dip-y", "dip-y", 1500, 1, 256, 1e-3)),
     },
+    # the CLI trains it (denoise-lib train); the notebook passes these steps and shapes
+    "10_your_own_images": {
+        "smoke": (Run("nb2nb", "nb2nb", 3, channels=3, **SMOKE),),
+        "quick": (Run("nb2nb", "nb2nb", 400, channels=3, **QUICK),),
+        "full": (Run("nb2nb", "nb2nb", 4000, channels=3, **FULL),),
+    },
 }
 # repeats of runs listed once above
 _REPEATS = {("07_svid", "ablation"): 3, ("07_svid", "branch"): 2, ("07_svid", "other noise"): 2}
@@ -166,6 +172,7 @@ NO_PAPER = {
                             "512² pixels (Sec. 4.1), a count it does not state, so its step count is unknown",
     "06_self2align": "the paper's denoiser setting (batch 200, '100 iterations') is ambiguous and uses "
                      "Vimeo-90K frames",
+    "10_your_own_images": "a worked example on the reader's own images; no paper setting applies",
     "08_deep_image_prior": "one image per fit; full already uses 3000 iterations, the length DIP's "
                            "authors use for denoising",
 }
