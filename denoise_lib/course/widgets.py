@@ -70,7 +70,7 @@ class Explorer:
         """The current state as a matplotlib figure: noisy and denoised, with the settings in the title."""
         import matplotlib.pyplot as plt
 
-        y, d = to_numpy(self.images[self.image]), to_numpy(self.result())
+        y, d = to_numpy(self.images[self.image].clamp(0, 1)), to_numpy(self.result())
         cmap = "gray" if y.ndim == 2 else None
         fig, axes = plt.subplots(1, 2, figsize=(width, width / 2 * y.shape[0] / y.shape[1] + 0.6))
         for ax, img, title in zip(axes, (y, d), (f"noisy: {self.image}", "denoised")):
