@@ -10,21 +10,31 @@ The pixels of a cell are numbered row by row::
     0 1
     2 3
 
-In every cell one of the 8 **ordered** pairs of 4-adjacent pixels is chosen
-(:data:`PAIRS`: 0→1, 0→2, 1→3, 2→3 and the four reversed pairs); the first pixel goes
-to ``g1(y)``, the second to ``g2(y)``, both at position (i, j) of two half-resolution
+In every cell an **ordered** pair of pixels is chosen, by default one of the 8
+ordered pairs of 4-adjacent pixels (:data:`PAIRS`: 0→1, 0→2, 1→3, 2→3 and the four
+reversed pairs; the fixed-location sampler adds the diagonal pairs, below); the first
+pixel goes to ``g1(y)``, the second to ``g2(y)``, both at position (i, j) of two half-resolution
 images. The same choice applies to every channel. A choice is an object
 (:class:`NeighbourChoice`) so that the **same** ``g1, g2`` can be applied to another
 image of the same size, e.g. the network output ``f(y)`` in the regulariser of their
 Eq. (7).
 
-* ``"random"`` — each cell draws its pair independently and uniformly (their §4.1).
-* ``"fixed"`` — the fixed-location sampler of their Table 4: every cell of an image
-  uses the same pair. The paper (§5.3) builds the four sub-images made of one
-  position of every cell and picks two of them at random; its details are in a
-  supplement we do not have. Because the paper calls it "a special case of our
-  method", the pair is drawn here among the same 8 ordered neighbour pairs, once per
-  image (not per cell); ``pair=`` pins one pair for every image instead.
+* ``"random"`` — each cell draws its pair independently and uniformly among the 8
+  ordered 4-adjacent pairs (their §4.1: "two neighboring locations are randomly
+  selected"; the authors' code draws from the same 8).
+* ``"fixed"`` — the fixed-location sampler of their Table 4 (§5.3): every cell of an
+  image uses the same pair. The paper generates "k² sub-sampled images", each made of
+  one position of every cell, and "two sub-sampled images are randomly selected from
+  these k² images". Two of the six unordered pairs of positions, {0, 3} and {1, 2},
+  are **diagonal**, so that construction includes diagonal pairs. By default
+  (``diagonal=None``) the fixed sampler therefore draws, once per image, one of the
+  12 ordered pairs of distinct positions (:data:`ALL_PAIRS`: the 8 of :data:`PAIRS`
+  and the 4 of :data:`DIAGONAL_PAIRS`), as the paper does; ``diagonal=False``
+  restricts it to the 8 neighbour pairs. ``pair=`` pins one code (0–11) for every image.
+
+``diagonal=True`` with ``"random"`` gives a random sampler over all 12 pairs (not the
+paper's). A diagonal pair's gap ``g2(x) − g1(x)`` is a diagonal difference, larger
+on average than a 4-adjacent one.
 
 **Odd sizes.** As the paper's ``⌊W/k⌋ × ⌊H/k⌋`` cells: with ``odd="crop"`` (default)
 the last row and/or column of an odd-sized image belongs to no cell and is used by
@@ -44,22 +54,27 @@ import operator
 
 import torch
 
-__all__ = ["PAIRS", "SAMPLERS", "ODD_POLICIES", "half_size", "check_sampler", "draw_codes",
+__all__ = ["PAIRS", "DIAGONAL_PAIRS", "ALL_PAIRS", "SAMPLERS", "ODD_POLICIES", "half_size", "uses_diagonal",
+           "check_sampler", "draw_codes",
            "NeighbourChoice", "choose", "subsample"]
 
 #: The 8 ordered pairs (position of the g1 pixel, position of the g2 pixel) of 4-adjacent
 #: pixels in a 2×2 cell whose pixels are numbered 0 1 / 2 3. Code ``c`` of a cell means
 #: the pair ``PAIRS[c]``.
 PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 3), (2, 3), (1, 0), (2, 0), (3, 1), (3, 2))
+#: The 4 ordered diagonal pairs of a cell, codes 8–11 (used by the fixed-location sampler).
+DIAGONAL_PAIRS: tuple[tuple[int, int], ...] = ((0, 3), (1, 2), (3, 0), (2, 1))
+#: Every ordered pair of distinct positions of a cell: code ``c`` means ``ALL_PAIRS[c]``.
+ALL_PAIRS: tuple[tuple[int, int], ...] = PAIRS + DIAGONAL_PAIRS
 SAMPLERS = ("random", "fixed")
 ODD_POLICIES = ("crop", "raise")
 
-_PAIRS_T = torch.tensor(PAIRS, dtype=torch.long)
+_PAIRS_T = torch.tensor(ALL_PAIRS, dtype=torch.long)
 _PAIRS_ON: dict[torch.device, torch.Tensor] = {}
 
 
 def _pairs_on(device: torch.device) -> torch.Tensor:
-    """:data:`PAIRS` as an int64 (8, 2) tensor on ``device``, copied there once."""
+    """:data:`ALL_PAIRS` as an int64 (12, 2) tensor on ``device``, copied there once."""
     t = _PAIRS_ON.get(device)
     if t is None:
         t = _PAIRS_ON[device] = _PAIRS_T.to(device)
@@ -82,52 +97,67 @@ def half_size(height: int, width: int, odd: str = "crop") -> tuple[int, int]:
     return height // 2, width // 2
 
 
-def check_sampler(sampler: str, pair: int | None = None) -> None:
-    """Validate a sampler name and an optional pinned pair (no randomness is used).
+def uses_diagonal(sampler: str, diagonal: bool | None = None) -> bool:
+    """Whether ``sampler`` draws diagonal pairs: ``diagonal``, or by default True for ``"fixed"``
+    (the paper's construction) and False for ``"random"``."""
+    return (sampler == "fixed") if diagonal is None else bool(diagonal)
+
+
+def check_sampler(sampler: str, pair: int | None = None, diagonal: bool | None = None) -> None:
+    """Validate a sampler name, an optional pinned pair and the diagonal switch (no randomness is used).
 
     Raises:
-        ValueError: unknown sampler; ``pair`` not an integer in 0..7, or given with ``"random"``.
+        ValueError: unknown sampler; ``diagonal`` not None/True/False; ``pair`` not an
+            integer code of :data:`ALL_PAIRS` (0–11, or 0–7 with ``diagonal=False``), or
+            given with ``"random"``.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if diagonal is not None and not isinstance(diagonal, bool):
+        raise ValueError(f"diagonal must be None, True or False, got {diagonal!r}")
     if pair is not None:
         if sampler != "fixed":
             raise ValueError("pair= pins the pair of the fixed-location sampler; it cannot be used with 'random'")
+        n = len(ALL_PAIRS) if uses_diagonal(sampler, diagonal) else len(PAIRS)
         try:
             index = operator.index(pair)
         except TypeError:
             index = None
-        if isinstance(pair, bool) or index is None or not 0 <= index < len(PAIRS):
-            raise ValueError(f"pair must be an integer in 0..{len(PAIRS) - 1}, got {pair!r}")
+        if isinstance(pair, bool) or index is None or not 0 <= index < n:
+            raise ValueError(f"pair must be an integer in 0..{n - 1}, got {pair!r}")
 
 
 def draw_codes(n: int, h2: int, w2: int, *, sampler: str = "random", generator: torch.Generator | None = None,
-               pair: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
-    """Pair codes (indices into :data:`PAIRS`) for ``n`` images of ``h2 × w2`` cells.
+               pair: int | None = None, device: torch.device | str | None = None,
+               diagonal: bool | None = None) -> torch.Tensor:
+    """Pair codes (indices into :data:`ALL_PAIRS`) for ``n`` images of ``h2 × w2`` cells.
 
     Args:
         sampler: ``"random"`` (one uniform code per cell) or ``"fixed"`` (one code per
-            image, shared by its cells; uniform over the 8 pairs unless ``pair`` is given).
+            image, shared by its cells; uniform unless ``pair`` is given).
         generator: source of randomness (default: torch's global generator of ``device``).
             Codes are drawn on the generator's device and moved to ``device``.
-        pair: for ``"fixed"`` only, the code (0–7) used for every image.
+        pair: for ``"fixed"`` only, the code used for every image.
         device: device of the result (default: the generator's, else CPU).
+        diagonal: draw among all 12 ordered pairs (True) or the 8 neighbour pairs
+            (False); default (None): True for ``"fixed"``, False for ``"random"``.
 
     Returns:
-        int64 tensor (n, h2, w2) with values in 0..7.
+        int64 tensor (n, h2, w2) with values in 0..11 (0..7 without diagonal pairs).
 
     Raises:
-        ValueError: unknown sampler; ``pair`` outside 0..7 or given with ``"random"``.
+        ValueError: as :func:`check_sampler`.
     """
-    check_sampler(sampler, pair)
+    check_sampler(sampler, pair, diagonal)
+    choices = len(ALL_PAIRS) if uses_diagonal(sampler, diagonal) else len(PAIRS)
     gen_device = generator.device if generator is not None else torch.device(device or "cpu")
     out_device = torch.device(device) if device is not None else gen_device
     if sampler == "random":
-        codes = torch.randint(0, len(PAIRS), (n, h2, w2), generator=generator, device=gen_device)
+        codes = torch.randint(0, choices, (n, h2, w2), generator=generator, device=gen_device)
     elif pair is not None:
         codes = torch.full((n, 1, 1), int(pair), dtype=torch.long, device=gen_device)
     else:
-        codes = torch.randint(0, len(PAIRS), (n, 1, 1), generator=generator, device=gen_device)
+        codes = torch.randint(0, choices, (n, 1, 1), generator=generator, device=gen_device)
     return codes.to(out_device).expand(n, h2, w2)
 
 
@@ -139,7 +169,7 @@ class NeighbourChoice:
     ``g1(y), g2(y)`` and ``g1(f(y)), g2(f(y))`` with the same choice (their Eq. (7)).
 
     Attributes:
-        codes: int64 (N, h2, w2), the pair code of every cell (index into :data:`PAIRS`).
+        codes: int64 (N, h2, w2), the pair code of every cell (index into :data:`ALL_PAIRS`).
         height, width: H, W of the full-size images.
         index1, index2: int64 (N, h2·w2), flat indices ``row·W + col`` into the H×W
             image of the pixel that goes to ``g1`` / ``g2`` at each cell (row-major).
@@ -208,16 +238,17 @@ class NeighbourChoice:
 
 
 def choose(y: torch.Tensor, *, sampler: str = "random", generator: torch.Generator | None = None,
-           pair: int | None = None, odd: str = "crop") -> NeighbourChoice:
+           pair: int | None = None, odd: str = "crop", diagonal: bool | None = None) -> NeighbourChoice:
     """Draw a neighbour sub-sampler for the images ``y`` (N, C, H, W) (their §4.1 / Table 4).
 
     The choice lives on ``y.device``. The codes come from ``generator`` (any device;
     methods pass ``batch.generator``), or with ``generator=None`` from torch's global
-    generator of ``y.device``.
+    generator of ``y.device``. ``diagonal``: see :func:`draw_codes` (default: the
+    paper's, diagonal pairs only for ``"fixed"``).
 
     Raises:
         ValueError: not a 4-D tensor; H or W < 2; odd size with ``odd="raise"``; bad
-            ``sampler``/``pair``/``odd`` (see :func:`half_size`, :func:`draw_codes`).
+            ``sampler``/``pair``/``odd``/``diagonal`` (see :func:`half_size`, :func:`draw_codes`).
     """
     if not isinstance(y, torch.Tensor) or y.ndim != 4:
         raise ValueError(f"expected an (N, C, H, W) tensor, got "
@@ -225,15 +256,16 @@ def choose(y: torch.Tensor, *, sampler: str = "random", generator: torch.Generat
     n, _, h, w = y.shape
     h2, w2 = half_size(h, w, odd)
     codes = draw_codes(n, h2, w2, sampler=sampler, generator=generator, pair=pair,
-                       device=y.device if generator is None else None)
+                       device=y.device if generator is None else None, diagonal=diagonal)
     return NeighbourChoice(codes.to(y.device), h, w)
 
 
 def subsample(y: torch.Tensor, *, sampler: str = "random", generator: torch.Generator | None = None,
-              pair: int | None = None, odd: str = "crop") -> tuple[torch.Tensor, torch.Tensor]:
+              pair: int | None = None, odd: str = "crop",
+              diagonal: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(g1(y), g2(y))`` for a freshly drawn sampler (:func:`choose`); each (N, C, ⌊H/2⌋, ⌊W/2⌋).
 
     Use :func:`choose` and :meth:`NeighbourChoice.apply` when the same choice must be
     applied to another image (the regulariser).
     """
-    return choose(y, sampler=sampler, generator=generator, pair=pair, odd=odd).apply(y)
+    return choose(y, sampler=sampler, generator=generator, pair=pair, odd=odd, diagonal=diagonal).apply(y)

@@ -13,21 +13,6 @@
 #     name: python3
 # ---
 
-# %%
-# Colab only: install the course library. Colab's own torch and numpy are kept as they are.
-# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
-# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
-import os
-import sys
-KEEP_ON_DRIVE = False
-if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
-    if KEEP_ON_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
-
 # %% [markdown]
 # # Noise2Same: the invariance term and its weight
 #
@@ -51,58 +36,85 @@ if "google.colab" in sys.modules:
 #
 # Theorem 1 is the same statement for data normalised to unit variance, with
 # $\lambda_{\mathrm{inv}} = 2$; on our $[0,1]$ images it reads $\ell \le u_{2s}$, with $s$
-# the standard deviation of the noisy pixels.
+# the standard deviation of the noisy pixels. **The weight has the unit of the image
+# values**: the paper's default $2$ is Theorem 1's weight for normalised data, and on
+# $[0, 1]$ data it is $1/s$ times Theorem 1's $2s$. The library's default,
+# `lambda_inv="2std"`, is $2s$ measured on each training batch.
 #
 # This notebook
 #
-# 1. trains Noise2Same for several weights $\lambda_{\mathrm{inv}} = 2\sigma_{\mathrm{loss}}$
-#    around the true $\sigma$, the experiment of the paper's Fig. 4;
+# 1. trains Noise2Same for several weights around the true $\sigma$, the experiment of
+#    the paper's Fig. 4, including the library's default $2s$ and the literal $2$;
 # 2. checks both sides of the bound numerically, with Monte-Carlo error bars, on
-#    held-out images with fresh noise.
+#    held-out images with fresh noise, for every trained network;
+# 3. lets you step through the trained weights with a slider.
+
+
+# %% tags=["hide-input"]
+# Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
+import sys
+KEEP_ON_DRIVE = False
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
+
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
-from denoise_lib import course, data, metrics
+from denoise_lib import course, data
 from denoise_lib.course import jinvariance
-from denoise_lib.methods.noise2same import Noise2Same
+from denoise_lib.course.lambda_sweep import LambdaExplorer, SweepRun, bound_summary, sweep_figure
+from denoise_lib.course.report import show_figure, table
+from denoise_lib.methods.noise2same import Noise2Same, theorem1_weight
 from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian
 
 cfg = course.setup(seed=0, notebook="04_noise2same")
-torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
+_ = torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
+
 
 # %% [markdown]
 # ## Data
 #
 # As in Part 2: BSD400 with **one** fixed noisy draw per image (Gaussian,
-# $\sigma = 25/255$), Set12 for testing. The images stay in $[0,1]$ units, so
-# $\sigma \approx 0.098$ is the noise level the network sees.
+# $\sigma = 25/255$), Set12 for testing, through the course's shared set-up. The images
+# stay in $[0,1]$ units, so $\sigma \approx 0.098$ is the noise level the network sees,
+# and every weight below is in these units.
+
 
 # %%
 sigma = 25 / 255
 noise = Gaussian(sigma)
-train_clean = data.load("bsd400", limit=cfg.pick(smoke=8, quick=400, full=400))
-test_clean = data.load("set12", limit=cfg.pick(smoke=2, quick=7, full=12))
-if cfg.name == "smoke":
-    test_clean = [x[..., :96, :96] for x in test_clean]
-single = data.TrainingSet.from_clean(train_clean, noise, kind="single", seed=cfg.seed)
-test_noisy = data.add_noise(test_clean, noise, seed=1000)
-s_data = float(torch.cat([y.flatten() for y in single.noisy]).std())
-print(f"training: {len(single.noisy)} images; σ = {sigma:.4f}; std of the noisy training pixels s = {s_data:.4f}")
-print(f"Theorem 2 weight 2σ = {2 * sigma:.3f}; Theorem 1 weight in [0,1] units 2s = {2 * s_data:.3f}")
+ex = course.experiment(cfg, noise, kind="single")
+print(ex.describe())
+psnr_noisy = ex.mean_psnr(ex.test_noisy)
+two_s = theorem1_weight(ex.training.noisy)      # Theorem 1's weight in [0, 1] units, fixed data-set constant
+s_data = two_s / 2
+course.glue("n2s_sigma", float(sigma))
+course.glue("n2s_s_data", float(s_data))
+course.glue("n2s_two_s", float(two_s))
+course.glue("n2s_literal_ratio", float(2.0 / two_s))
+course.glue("n2s_s_over_sigma", float(s_data / sigma))
+course.glue("n2s_sigma_norm", float(sigma / s_data))
+course.glue("n2s_two_sigma_norm", float(2 * sigma / s_data))
+table(["weight", "value", "what it is"],
+      [["2σ", 2 * sigma, "Theorem 2 (Eq. (8)), σ in [0, 1] units"],
+       ["2s", two_s, f"Theorem 1 (Eq. (6)) in [0, 1] units; s = {s_data:.4f}, the std of the noisy training pixels"],
+       ["2", 2.0, f"Theorem 1 on data normalised to unit variance; here {2 / two_s:.1f} × 2s"]],
+      digits=[None, 3, None], align="lrl")
 
-
-def mean_psnr(outputs, clean=test_clean):
-    return float(np.mean([metrics.psnr(o, x) for o, x in zip(outputs, clean)]))
-
-
-psnr_noisy = mean_psnr(test_noisy)
 
 # %% [markdown]
-# ## 1. Sweeping $\lambda_{\mathrm{inv}}$
+# ## Sweeping $\lambda_{\mathrm{inv}}$
 #
 # Noise2Same's Fig. 4 trains with $\lambda_{\mathrm{inv}} = 2\sigma_{\mathrm{loss}}$ for a
 # range of $\sigma_{\mathrm{loss}}$ at fixed noise $\sigma_{\mathrm{noise}}$, and finds the
@@ -113,42 +125,50 @@ psnr_noisy = mean_psnr(test_noisy)
 # ignores the observed value of each pixel. Its solvable model puts the optimum at or
 # somewhat below $2\sigma$.
 #
-# Every run uses the same network (the course U-Net in residual form, as in Part 2), the
-# same data, seed and budget; only $\lambda_{\mathrm{inv}}$ changes. Each step costs two
-# forward passes.
+# The weights: a few multiples of $\sigma$, Theorem 2's $2\sigma$, the library's default
+# `"2std"` (Theorem 1 in $[0,1]$ units, $2s$ measured on each batch; its $\lambda$ below
+# is the mean over training) and the literal $2$ of the paper, which is Theorem 1's
+# weight only for normalised data. Every run uses the same network (the course U-Net in
+# residual form, as in Part 2), the same data, seed and budget; only
+# $\lambda_{\mathrm{inv}}$ changes. Each step costs two forward passes.
+
 
 # %%
-ratios = cfg.pick(smoke=[0.5, 1.0, 2.0, 4.0], quick=[0.25, 0.5, 1.0, 2.0, 4.0],
-                  full=[0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
-budget = cfg.budget_for("lambda sweep")
-runs = {}
-for r in ratios:
+weights = cfg.pick(
+    smoke=[("σ", sigma), ("2σ", 2 * sigma), ("2·std", "2std"), ("2", 2.0)],
+    quick=[("σ/2", sigma / 2), ("σ", sigma), ("2σ", 2 * sigma), ("2·std", "2std"), ("2", 2.0)],
+    full=[("σ/4", sigma / 4), ("σ/2", sigma / 2), ("σ", sigma), ("2σ", 2 * sigma), ("2·std", "2std"),
+          ("1", 1.0), ("2", 2.0)])
+notes = {"2σ": "Theorem 2", "2·std": "library default (Theorem 1, [0, 1] units)",
+         "2": "paper's default, for normalised data"}
+runs = []
+for label, spec in weights:
     torch.manual_seed(cfg.seed)
-    method = Noise2Same(UNet(1, residual=True), lambda_inv=2 * r * sigma)
-    hist = cfg.train(method, single, "lambda sweep")
-    runs[r] = (method, hist, mean_psnr([method.denoise(y) for y in test_noisy]))
-print(f"{hist.steps} steps per run; noisy input {psnr_noisy:.2f} dB")
-print(f"{'σ_loss/σ':>9}{'λ_inv':>8}{'PSNR (dB)':>11}{'last rec':>11}{'last inv':>10}")
-for r, (m, h, p) in runs.items():
-    print(f"{r:>9.2f}{m.lambda_value:>8.3f}{p:>11.2f}{h.log[-1]['rec']:>11.2e}{h.log[-1]['inv']:>10.2e}")
-best = max(runs, key=lambda r: runs[r][2])
-print(f"best: σ_loss = {best:g} σ (λ_inv = {runs[best][0].lambda_value:.3f})")
+    method = Noise2Same(UNet(1, residual=True), lambda_inv=spec)
+    hist = cfg.train(method, ex.training, "lambda sweep")
+    psnr = ex.mean_psnr([method.denoise(y) for y in ex.test_noisy])
+    runs.append(SweepRun(label, spec, method, hist, psnr, notes.get(label, "")))
+by_label = {r.label: r for r in runs}
+best = max(runs, key=lambda r: r.psnr)
+print(f"{hist.steps} steps per run, batch {cfg.budget_for('lambda sweep').batch_size} × "
+      f"{cfg.budget_for('lambda sweep').patch_size}²; noisy input {psnr_noisy:.2f} dB")
+for key, label in [("n2s_psnr_default", "2·std"), ("n2s_psnr_literal", "2"), ("n2s_psnr_2sigma", "2σ")]:
+    course.glue(key, float(by_label[label].psnr))
+course.glue("n2s_lam_default", float(by_label["2·std"].lam))
+course.glue("n2s_psnr_noisy", float(psnr_noisy))
+course.glue("n2s_best_label", best.label)
+course.glue("n2s_best_psnr", float(best.psnr))
+course.glue("n2s_default_minus_literal", float(by_label["2·std"].psnr - by_label["2"].psnr))
+course.glue("n2s_2sigma_minus_literal", float(by_label["2σ"].psnr - by_label["2"].psnr))
+table(["λ_inv", "value", "PSNR (dB)", "gain (dB)", "last rec", "last inv", "note"],
+      [[r.label, r.lam, r.psnr, r.psnr - psnr_noisy, f"{r.history.log[-1]['rec']:.2e}",
+        f"{r.history.log[-1]['inv']:.2e}", r.note] for r in runs],
+      digits=[None, 3, 2, 2, None, None, None], align="lrrrrrl",
+      caption=f"Best here: λ_inv = {best.label} ({best.lam:.3f}), {best.psnr:.2f} dB.")
 
-# %%
-fig, ax = plt.subplots(figsize=(6, 3.8))
-ax.plot([2 * r * sigma for r in runs], [p for _, _, p in runs.values()], "o-", label="Noise2Same")
-ax.axhline(psnr_noisy, color="gray", ls=":", label="noisy input")
-ax.axvline(2 * sigma, color="C1", ls="--", label="λ_inv = 2σ (Theorem 2)")
-ax.axvline(2 * s_data, color="C2", ls="--", label="λ_inv = 2s (Theorem 1, [0,1] units)")
-ax.set_xscale("log")
-ax.set_xlabel("λ_inv")
-ax.set_ylabel("PSNR on Set12 (dB)")
-ax.legend(fontsize=8)
-plt.tight_layout()
-plt.show()
 
 # %% [markdown]
-# ## 2. Checking the bound with Monte-Carlo error bars
+# ## Checking the bound with Monte-Carlo error bars
 #
 # Both sides are estimated on **held-out** images (central crops of the Set12 images,
 # which took no part in training) with **fresh** noise, for fixed networks (`jinvariance.bound_terms`, following
@@ -162,11 +182,12 @@ plt.show()
 # $$
 #
 # and the error bars come from resampling the images (bootstrap, 95 % intervals of the
-# gap $\hat u_\lambda - \hat\ell$). We check three functions: the identity, and the
-# networks trained with $\lambda_{\mathrm{inv}} = 2\sigma$ and with the largest weight of
-# the sweep. The weight $\lambda = 0$ shows what the invariance term is for: without it
-# the "bound" $\ell \le R$ is the claim of Part 2 that only $\J$-invariant functions
-# satisfy.
+# gap $\hat u_\lambda - \hat\ell$). We check the identity and every trained network,
+# with Theorem 2's weight $\lambda = 2\sigma$; below, $R$ is the reconstruction term and
+# $I$ the invariance term, so that $\hat u_{2\sigma} = R + 2\sigma I$. The weight
+# $\lambda = 0$ shows what the invariance term is for: without it the "bound"
+# $\ell \le R$ is the claim of Part 2 that only $\J$-invariant functions satisfy.
+
 
 # %%
 side = cfg.pick(smoke=64, quick=128, full=256)
@@ -174,20 +195,23 @@ centre = lambda x: x[..., (x.shape[-2] - side) // 2:, (x.shape[-1] - side) // 2:
 held_out = torch.cat([centre(x) for x in data.load("set12", limit=cfg.pick(smoke=2, quick=12, full=12))])
 held_out = held_out.to(cfg.device)
 n_masks = cfg.pick(smoke=2, quick=8, full=32)
-functions = {"identity": lambda y: y, "trained, λ_inv = 2σ": runs[1.0][0].net.eval(),
-             f"trained, λ_inv = {2 * max(ratios):g}σ": runs[max(ratios)][0].net.eval()}
-checks = {}
+functions = {"identity": lambda y: y, **{f"trained, λ_inv = {r.label}": r.method.net.eval() for r in runs}}
+terms, summaries = {}, {}
 for name, f in functions.items():
-    terms = jinvariance.bound_terms(f, held_out, noise, n_masks=n_masks, fraction=0.005,
-                                   generator=torch.Generator().manual_seed(7))
-    checks[name] = {lam_name: terms.estimate(lam, n_boot=2000)
-                    for lam_name, lam in [("0", 0.0), ("2σ", 2 * sigma), ("2s", 2 * s_data)]}
-print(f"{len(held_out)} held-out crops of {side}×{side}, {n_masks} masks; per-pixel values × 1e3")
-print(f"{'f':<22}{'λ':>4}{'ℓ (lhs)':>10}{'u_λ (rhs)':>11}{'gap':>9}{'95 % interval':>20}")
-for name, by_lam in checks.items():
-    for lam_name, e in by_lam.items():
-        print(f"{name:<22}{lam_name:>4}{1e3 * e['lhs']:>10.3f}{1e3 * e['rhs']:>11.3f}{1e3 * e['gap']:>9.3f}"
-              f"   [{1e3 * e['gap_lo']:>7.3f}, {1e3 * e['gap_hi']:>7.3f}]")
+    terms[name] = jinvariance.bound_terms(f, held_out, noise, n_masks=n_masks, fraction=0.005,
+                                         generator=torch.Generator().manual_seed(7))
+    summaries[name] = bound_summary(terms[name], sigma)
+sweep_terms = {r.label: summaries[f"trained, λ_inv = {r.label}"] for r in runs}
+course.glue("n2s_gap_default", float(1e3 * sweep_terms["2·std"]["gap_2sigma"]))
+course.glue("n2s_lhs_default", float(1e3 * sweep_terms["2·std"]["lhs"]))
+course.glue("n2s_u_default", float(1e3 * sweep_terms["2·std"]["u_2sigma"]))
+table(["f", "ℓ", "R", "I", "u = R + 2σ·I", "gap u − ℓ", "95 % interval"],
+      [[name, 1e3 * v["lhs"], 1e3 * v["R"], v["I"], 1e3 * v["u_2sigma"], 1e3 * v["gap_2sigma"],
+        f"[{1e3 * v['gap_2sigma_lo']:.3f}, {1e3 * v['gap_2sigma_hi']:.3f}]"] for name, v in summaries.items()],
+      digits=[None, 3, 3, 4, 3, 3, None],
+      caption=f"{len(held_out)} held-out crops of {side}×{side}, {n_masks} masks; ℓ, R, u and the gap per pixel "
+              "× 10⁻³, I in image units.")
+
 
 # %% [markdown]
 # The theorems claim $\ell \le u$ in expectation. The check below asks whether the
@@ -195,39 +219,85 @@ for name, by_lam in checks.items():
 # negative (the upper end of its 95 % interval is above zero). It is printed for
 # Theorem 2 ($\lambda = 2\sigma$) and Theorem 1 ($\lambda = 2s$).
 
-# %%
-# NBVAL_CHECK_OUTPUT
-for name, by_lam in checks.items():
-    print(f"{name:<22} Theorem 2 (2σ): {by_lam['2σ']['gap_hi'] > 0}   Theorem 1 (2s): {by_lam['2s']['gap_hi'] > 0}")
 
 # %%
-for name, by_lam in checks.items():
-    e2, e0 = by_lam["2σ"], by_lam["0"]
-    print(f"{name:<22} bound strictly verified at 95 % (2σ): {e2['gap_lo'] > 0};  "
-          f"without the invariance term (λ = 0) violated: {e0['gap_hi'] < 0}")
+# NBVAL_CHECK_OUTPUT
+for name, t in terms.items():
+    e2, e1 = t.estimate(2 * sigma, n_boot=2000), t.estimate(two_s, n_boot=2000)
+    print(f"{name:<22} Theorem 2 (2σ): {e2['gap_hi'] > 0}   Theorem 1 (2s): {e1['gap_hi'] > 0}")
+
+
+# %%
+table(["f", "bound strictly verified at 95 % (2σ)", "violated without the invariance term (λ = 0)"],
+      [[name, v["gap_2sigma_lo"] > 0, v["gap_0_hi"] < 0] for name, v in summaries.items()], align="lcc")
+
 
 # %% [markdown]
 # **Reading the numbers.** For the identity the bound is loose by the factor
 # $\tau/\sigma$ of the theory page's exercise: the replacement values are far from the
-# clean ones. For a trained network the gap is much smaller, and Theorem 1's $2s$ is
-# always looser than Theorem 2's $2\sigma$. Without the invariance term ($\lambda = 0$)
-# the inequality fails for these functions: the gap is minus twice the cross term
-# $\frac2d\E\inner{f(\y) - \x}{\nz}$, which is positive for a function that uses its
-# centre pixel. That is why Noise2Void and Noise2Self need masks and Noise2Same needs its
+# clean ones. For a trained network the gap is much smaller. Without the invariance term
+# ($\lambda = 0$) the inequality fails for the networks that use their centre pixel: the
+# gap is then minus twice the cross term $\frac2d\E\inner{f(\y) - \x}{\nz}$, which is
+# positive for such a function, and it shrinks as the weight pushes the network towards
+# invariance. That is why Noise2Void and Noise2Self need masks and Noise2Same needs its
 # second pass.
 #
+# The figure puts the sweep together. For the minimisers of the loss, the proposition on
+# the weight (theory page) predicts that the reconstruction term $R$ grows and the
+# invariance term $I$ shrinks as $\lambda_{\mathrm{inv}}$ grows; the figure shows how
+# closely these short runs follow it. Theorem 2 predicts $u = R + 2\sigma I \ge \ell$
+# for every network, trained or not.
+
+
+# %%
+fig = sweep_figure(runs, sweep_terms, sigma=sigma, psnr_noisy=psnr_noisy)
+show_figure(fig, glue="n2s_fig_sweep",
+            alt="Two panels against the training weight lambda_inv on a log axis. Top: test PSNR of each "
+                "trained Noise2Same network. Bottom: for each network, the left side of the bound (supervised "
+                "error plus noise power), Theorem 2's right side, the reconstruction term and the invariance "
+                "term weighted by 2 sigma.",
+            caption="Noise2Same trained with different weights λ_inv (tick labels: name and value). Top: test "
+                    "PSNR on Set12. Bottom: both sides of Theorem 2's bound on held-out images, ℓ and "
+                    "u = R + 2σ·I, and the two terms of u, for each trained network.")
+
+
+# %% [markdown]
+# ## Exploring the trained weights
+#
+# The slider steps through the trained networks: a crop of a test image denoised by the
+# network trained with that weight, and the bound terms with the selected weight
+# highlighted. The figure shows its default state, the library's default `"2std"`; in
+# Jupyter or Colab, the slider below it is live.
+
+
+# %%
+k = min(4, len(ex.test_clean) - 1)
+h, w = ex.test_clean[k].shape[-2:]
+win = (slice(max(0, h // 2 - 64), h // 2 + 64), slice(max(0, w // 2 - 64), w // 2 + 64))
+explorer = LambdaExplorer(runs, sweep_terms, noisy=ex.test_noisy[k][..., win[0], win[1]],
+                          clean=ex.test_clean[k][..., win[0], win[1]], sigma=sigma)
+show_figure(explorer.figure(), glue="n2s_fig_explorer",
+            alt="A noisy test crop, the same crop denoised by Noise2Same trained with the library's default "
+                "weight, and the bound terms of all trained networks against lambda_inv with the default "
+                "weight highlighted.",
+            caption="The λ_inv explorer in its default state (λ_inv = 2·std, the library's default).")
+explorer.show()
+
+
+# %% [markdown]
 # :::{admonition} Exercise
 # :class: tip
 # 1. Repeat the sweep at $\sigma = 50/255$. Does the best $\lambda_{\mathrm{inv}}$ move
-#    with $\sigma$ as Theorem 2 predicts?
-# 2. Train with `lambda_inv=2.0`, the paper's default. On data normalised to unit
-#    variance it is Theorem 1's weight; on our $[0, 1]$ images it is about $1/s$ times
-#    stronger. Where does it fall on the curve above? Then try `lambda_inv="2std"`,
-#    which uses $2s$ measured on each batch.
+#    with $\sigma$ as Theorem 2 predicts? Does the default `"2std"` follow it?
+# 2. Train with the fixed weight `lambda_inv=theorem1_weight(ex.training.noisy)` (Theorem 1
+#    with a constant computed once from the training data) and compare it with the
+#    per-batch default `"2std"`. How much do the per-batch weights in the training log
+#    vary?
 # 3. Replace the Gaussian replacement by the donut (`replacement="donut"`). How do the
 #    invariance term and the gap of the bound change, and why? (Hint: the bound is tight
 #    when the replacement values are close to the clean values.)
 # :::
 
-# %%
+
+# %% tags=["remove-cell"]
 course.provenance()

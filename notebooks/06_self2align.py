@@ -13,21 +13,6 @@
 #     name: python3
 # ---
 
-# %%
-# Colab only: install the course library. Colab's own torch and numpy are kept as they are.
-# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
-# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
-import os
-import sys
-KEEP_ON_DRIVE = False
-if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
-    if KEEP_ON_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
-
 # %% [markdown]
 # # Self2Align: aligning noisy frames before Noise2Noise
 #
@@ -42,12 +27,30 @@ if "google.colab" in sys.modules:
 #
 # 1. checks the **corrected** loss identity of the theory page by Monte Carlo, and shows
 #    that the printed Eq. (4) disagrees;
-# 2. measures the clean-image gap $\epsilon$ of generated moving pairs before and after
-#    alignment;
+# 2. measures the per-entry mean squared gap $\bar\varepsilon^2$ between the clean images
+#    of generated moving pairs, before and after alignment, and shows the SSIM-driven
+#    sampler at work;
 # 3. trains Noise2Noise on raw misaligned pairs, on aligned pairs, and on aligned pairs
 #    with the sampler (the idea of the paper's Table 2), and compares their PSNR;
 # 4. aligns a real misaligned pair, the two views of `skimage.data.stereo_motorcycle()`,
 #    with noise added.
+
+
+# %% tags=["hide-input"]
+# Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
+import os
+import sys
+KEEP_ON_DRIVE = False
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
+
 
 # %%
 import matplotlib.pyplot as plt
@@ -55,9 +58,10 @@ import numpy as np
 import skimage.data
 import torch
 
-from denoise_lib import course, data, metrics, ops
+from denoise_lib import course, data, ops
 from denoise_lib.course import alignment
 from denoise_lib.course.alignment import epsilon_identity, measure_alignment
+from denoise_lib.course.report import image_grid, show_figure, table
 from denoise_lib.data import motion
 from denoise_lib.image import as_image
 from denoise_lib.methods.n2n import Noise2Noise
@@ -67,7 +71,8 @@ from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian
 
 cfg = course.setup(seed=0, notebook="06_self2align")
-torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
+_ = torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws from explicit generators
+
 
 # %% [markdown]
 # ## Data: moving pairs simulated from still images
@@ -79,62 +84,56 @@ torch.manual_seed(cfg.seed)  # for this notebook's own cells; the library draws 
 # frames of a hand-held video (`motion.DEFAULT_MOTION`): a shift of at most 3 pixels per
 # axis, a rotation of at most 1°, and an elastic field of about 1 pixel rms. It was fixed
 # before any denoising run. The reference frames are exactly the noisy training images
-# of the other chapters. Only the second frames differ from Noise2Noise's pairs, and
-# they differ only by the motion.
+# of the other chapters (checked below). Only the second frames differ from
+# Noise2Noise's pairs, and they differ only by the motion.
 #
-# Training uses BSD400. The tests use BSD68 images: clean images with fresh noise for
-# PSNR, and fresh moving pairs for measuring the alignment.
+# Training uses BSD400 (the course's shared set-up). The tests use BSD68 images: clean
+# images with fresh noise for PSNR, and fresh moving pairs for measuring the alignment.
+
 
 # %%
 sigma = 25 / 255
 noise = Gaussian(sigma)
-print("motion between the two frames:", motion.DEFAULT_MOTION)
-train_clean = data.load("bsd400", limit=cfg.pick(smoke=8, quick=400, full=400))
-pairs = motion.misaligned_pairs(train_clean, noise, seed=cfg.seed)
-test_clean = data.load("bsd68", limit=cfg.pick(smoke=2, quick=8, full=68))
-if cfg.name == "smoke":
-    test_clean = [x[..., :96, :96] for x in test_clean]
-test_noisy = data.add_noise(test_clean, noise, seed=1000)
-test_pairs, test_moved, test_flows = motion.misaligned_pairs(test_clean, noise, seed=77, return_clean=True)
+ex = course.experiment(cfg, noise, kind="single", test="bsd68")
+pairs = motion.misaligned_pairs(ex.train_clean, noise, seed=cfg.seed)
+same_refs = all(torch.equal(a, b) for a, b in zip(pairs.noisy, ex.training.noisy))
+psnr_noisy = ex.mean_psnr(ex.test_noisy)
+n_align = cfg.pick(smoke=2, quick=12, full=68)          # test pairs for the alignment measurements
+test_pairs, test_moved, test_flows = motion.misaligned_pairs(ex.test_clean[:n_align], noise, seed=77,
+                                                             return_clean=True)
 disp = torch.cat([f.norm(dim=1).flatten() for f in test_flows])
-print(f"training pairs: {len(pairs.noisy)} (kind {pairs.kind!r}, clean images held: {pairs.clean is not None})")
-print(f"test displacements: mean {disp.mean():.2f} px, 95th percentile {disp.quantile(0.95):.2f} px, "
+print(ex.describe())
+print("motion between the two frames:", motion.DEFAULT_MOTION)
+print(f"training pairs: {len(pairs.noisy)} (kind {pairs.kind!r}, clean images held: {pairs.clean is not None}); "
+      f"reference frames = the other chapters' noisy training images: {same_refs}")
+print(f"{n_align} test pairs: displacement mean {disp.mean():.2f} px, 95th percentile {disp.quantile(0.95):.2f} px, "
       f"max {disp.max():.2f} px")
 
 
-def mean_psnr(outputs, clean=test_clean):
-    return float(np.mean([metrics.psnr(o, x) for o, x in zip(outputs, clean)]))
-
-
-psnr_noisy = mean_psnr(test_noisy)
-
 # %%
 k = 0
-fig, ax = plt.subplots(1, 4, figsize=(13, 3.4))
-ax[0].imshow(test_clean[k][0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0].set_title("clean reference x")
-ax[1].imshow(test_moved[k][0, 0], cmap="gray", vmin=0, vmax=1)
-ax[1].set_title("clean second frame x + ε")
-ax[2].imshow((test_moved[k] - test_clean[k])[0, 0], cmap="RdBu", vmin=-0.5, vmax=0.5)
-ax[2].set_title("gap ε")
-im = ax[3].imshow(test_flows[k][0].norm(dim=0), cmap="viridis")
-ax[3].set_title("|displacement| (px)")
-plt.colorbar(im, ax=ax[3], fraction=0.046)
-for a in ax:
-    a.axis("off")
-plt.tight_layout()
-plt.show()
+show_figure(image_grid({"clean reference x": ex.test_clean[k], "clean second frame\nx + ε": test_moved[k],
+                        "gap ε": test_moved[k] - ex.test_clean[k], "|displacement| (px)": test_flows[k].norm(dim=1, keepdim=True)},
+                       cols=4, fontsize=9, cmap={"gap ε": ("RdBu", -0.5, 0.5),
+                                                 "|displacement| (px)": ("viridis", 0, None)}),
+            alt="A clean test image, the same image moved by a small random motion, their difference, which is "
+                "large at edges, and the size of the displacement field.",
+            caption="A simulated moving pair: the clean images of the two frames, the gap ε between them and the "
+                    "displacement in pixels.")
+
 
 # %% [markdown]
-# ## 1. The loss identity, corrected (their Eq. (4))
+# ## The loss identity, corrected (their Eq. (4))
 #
 # For $\y = \x + \nz$ and $\yp = \x + \boldsymbol\varepsilon + \np$ with independent
 # noises, the theory page proves, for **every** $f$,
 #
 # $$
-# \E\norm{f(\y) - \yp}^2 = \E\norm{f(\y) - \x}^2 + \E\norm{\x - \yp}^2
-# - 2\E\norm{\boldsymbol\varepsilon}^2 - 2\E\inner{\boldsymbol\varepsilon}{f(\y) - \yp}
-# = \E\norm{f(\y) - (\x + \boldsymbol\varepsilon)}^2 + \E\norm{\np}^2 ,
+# \begin{aligned}
+# \E\norm{f(\y) - \yp}^2 &= \E\norm{f(\y) - \x}^2 + \E\norm{\x - \yp}^2
+# - 2\E\norm{\boldsymbol\varepsilon}^2 - 2\E\inner{\boldsymbol\varepsilon}{f(\y) - \yp} \\
+# &= \E\norm{f(\y) - (\x + \boldsymbol\varepsilon)}^2 + \E\norm{\np}^2 ,
+# \end{aligned}
 # $$
 #
 # whereas the paper prints
@@ -145,6 +144,7 @@ plt.show()
 # entry ($\div d$), and each gap comes with the standard error of its mean over the draws.
 # The setup is the same in every budget.
 
+
 # %%
 crop = lambda x: x[..., :128, :128]  # noqa: E731
 x_id = torch.cat([crop(x) for x in data.load("bsd68", limit=4)])
@@ -152,15 +152,21 @@ flows_id = [motion.random_flow(128, 128, generator=torch.Generator().manual_seed
 moved_id = torch.cat([motion.move(x_id[i:i + 1], f) for i, f in enumerate(flows_id)])
 f_fixed = lambda y: gaussian_smooth(y, 1.0)  # noqa: E731
 r = epsilon_identity(f_fixed, x_id, moved_id, noise, draws=200, generator=torch.Generator().manual_seed(5))
-print(f"ε = ‖ε‖²/d = {r['eps2']:.5f}, σ² = {sigma ** 2:.5f}   (values below × 1e3)")
-rows = [("left side E‖f(y) − y′‖²/d", r["lhs"], None, None),
-        ("right side, corrected (Eq. 4 fixed)", r["rhs"], r["gap"], r["gap_se"]),
-        ("right side, N2C form E‖f(y) − (x+ε)‖² + E‖n′‖²", r["lhs_as_n2c"], r["gap_n2c"], r["gap_n2c_se"]),
-        ("right side, as printed in the paper", r["rhs_printed"], r["gap_printed"], r["gap_printed_se"]),
-        ("2σ² (the predicted error of the printed form)", 2 * sigma ** 2, None, None)]
-for label, value, gap, se in rows:
-    tail = "" if gap is None else f"   gap {1e3 * gap:+.4f} ± {1e3 * se:.4f}"
-    print(f"{label:<48}{1e3 * value:>9.4f}{tail}")
+course.glue("s2a_id_eps2", float(1e3 * r["eps2"]))
+course.glue("s2a_id_gap_z", float(r["gap"] / r["gap_se"]))
+course.glue("s2a_id_printed_gap", float(1e3 * r["gap_printed"]))
+course.glue("s2a_id_two_sigma2", float(1e3 * 2 * sigma ** 2))
+table(["quantity (per entry, × 10³)", "value", "lhs − rhs", "s.e."],
+      [["left side E‖f(y) − y′‖²/d", 1e3 * r["lhs"], None, None],
+       ["right side, corrected (Eq. (4) fixed)", 1e3 * r["rhs"], f"{1e3 * r['gap']:+.4f}", 1e3 * r["gap_se"]],
+       ["right side, N2C form E‖f(y) − (x + ε)‖² + E‖n′‖²", 1e3 * r["lhs_as_n2c"], f"{1e3 * r['gap_n2c']:+.4f}",
+        1e3 * r["gap_n2c_se"]],
+       ["right side, as printed in the paper", 1e3 * r["rhs_printed"], f"{1e3 * r['gap_printed']:+.4f}",
+        1e3 * r["gap_printed_se"]],
+       ["2σ² (the predicted error of the printed form)", 1e3 * 2 * sigma ** 2, None, None]],
+      digits=[None, 4, None, 4],
+      caption=f"ε̄² = ‖ε‖²/d = {1e3 * r['eps2']:.3f} × 10⁻³, σ² = {1e3 * sigma ** 2:.3f} × 10⁻³.")
+
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -168,6 +174,7 @@ print("corrected identity holds (|gap| < 3 s.e.):", abs(r["gap"]) < 3 * r["gap_s
 print("N2C form holds (|gap| < 3 s.e.):", abs(r["gap_n2c"]) < 3 * r["gap_n2c_se"])
 print("printed Eq. (4) rejected (gap > 10 s.e.):", r["gap_printed"] > 10 * r["gap_printed_se"])
 print("printed gap within 5 % of 2σ²:", abs(r["gap_printed"] / (2 * sigma ** 2) - 1) < 0.05)
+
 
 # %% [markdown]
 # The corrected identity agrees within its error bar. The printed version misses by
@@ -187,6 +194,7 @@ print("printed gap within 5 % of 2σ²:", abs(r["gap_printed"] / (2 * sigma ** 2
 #
 # The alignment network never sees a clean image, and neither does the denoiser.
 
+
 # %%
 budget = cfg.budget_for("aligned")
 variants = {
@@ -200,104 +208,133 @@ for name, make in variants.items():
     method = make()
     hist = cfg.train(method, pairs, name)
     runs[name] = (method, hist)
-print(f"{hist.steps} steps per run, batch {budget.batch_size} × {budget.patch_size}²")
-for name, (m, h) in runs.items():
-    last = h.log[-1]
-    extra = f"  keep {last['keep']:.3f}  mean |flow| {last['flow']:.2f} px" if "flow" in last else ""
-    print(f"{name:<20} {h.seconds:6.1f} s  {h.step_ms:6.0f} ms/step{extra}")
+course.glue("s2a_keep", float(runs["aligned + sampler"][1].log[-1]["keep"]))
+table(["run", "time (s)", "ms/step", "kept pixels (last log)", "mean |flow| (px)"],
+      [[name, h.seconds, h.step_ms, h.log[-1].get("keep"), h.log[-1].get("flow")] for name, (m, h) in runs.items()],
+      digits=[None, 1, 0, 3, 2],
+      caption=f"{hist.steps} steps per run, batch {budget.batch_size} × {budget.patch_size}².")
+
 
 # %% [markdown]
-# ## 2. The gap $\epsilon$ before and after alignment
+# ## The gap before and after alignment
 #
 # The alignment network of the full method estimates a flow from the **noisy** frames
 # of fresh test pairs. We apply that flow to the **clean** second frame (bicubic) and
-# measure $\epsilon$ = `alignment.mismatch`, the mean squared difference to the clean
-# reference. A border of 10 pixels is excluded, where content enters or leaves the
-# frame; the region is the same before and after.
+# measure $\bar\varepsilon^2 = \frac1d\norm{\boldsymbol\varepsilon}^2$ =
+# `alignment.mismatch`, the mean squared difference to the clean reference. A border of
+# 10 pixels is excluded, where content enters or leaves the frame; the region is the
+# same before and after.
+
 
 # %%
 aligner = runs["aligned + sampler"][0]
-eps = measure_alignment(aligner.align, test_pairs.noisy, test_pairs.target, test_clean, test_moved,
+eps = measure_alignment(aligner.align, test_pairs.noisy, test_pairs.target, ex.test_clean[:n_align], test_moved,
                         border=cfg.pick(smoke=8, quick=10, full=10))
-before, after = np.mean(eps["before"]), np.mean(eps["after"])
-print(f"{'image':>6}{'ε before':>12}{'ε after':>12}")
-for i, (b, a) in enumerate(zip(eps["before"], eps["after"])):
-    print(f"{i:>6}{b:>12.5f}{a:>12.5f}")
-print(f"mean ε before {before:.5f}, after {after:.5f}: reduced by {100 * (1 - after / before):.0f} %")
-print(f"bound of the theory page on the excess RMSE, 2√ε: {2 * np.sqrt(before):.4f} → {2 * np.sqrt(after):.4f}")
+before, after = float(np.mean(eps["before"])), float(np.mean(eps["after"]))
+reduction = 1 - after / before
+course.glue("s2a_eps_before", float(1e3 * before))
+course.glue("s2a_eps_after", float(1e3 * after))
+course.glue("s2a_eps_reduction", float(100 * reduction))
+course.glue("s2a_bound_before", float(2 * np.sqrt(before)))
+course.glue("s2a_bound_after", float(2 * np.sqrt(after)))
+improved = sum(a < b for a, b in zip(eps["after"], eps["before"]))
+table(["", "ε̄² before (× 10⁻³)", "ε̄² after (× 10⁻³)", "bound 2ε̄ on the excess RMSE"],
+      [["mean", 1e3 * before, 1e3 * after, f"{2 * np.sqrt(before):.4f} → {2 * np.sqrt(after):.4f}"],
+       ["median", 1e3 * float(np.median(eps["before"])), 1e3 * float(np.median(eps["after"])), None],
+       ["largest", 1e3 * max(eps["before"]), 1e3 * max(eps["after"]), None]],
+      digits=[None, 3, 3, None],
+      caption=f"{n_align} test pairs: the mean squared gap is reduced by {100 * reduction:.0f} %, and alignment "
+              f"lowers it on {improved} of the {n_align} pairs.")
 
-# %%
-k = 0
-y1, y2 = test_pairs.noisy[k], test_pairs.target[k]
-aligned_noisy, flow = aligner.align(y1, y2)
-aligned_clean = ops.warp(test_moved[k], flow, mode="bicubic")
-true_inverse = -test_flows[k]  # exact for the shift part; the estimated flow should look like it
-fig, ax = plt.subplots(2, 3, figsize=(12, 7.5))
-ax[0, 0].imshow(y2[0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0, 0].set_title("noisy second frame")
-ax[0, 1].imshow(aligned_noisy[0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0, 1].set_title("aligned onto the reference")
-ax[0, 2].imshow(y1[0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0, 2].set_title("noisy reference")
-ax[1, 0].imshow((test_moved[k] - test_clean[k])[0, 0], cmap="RdBu", vmin=-0.4, vmax=0.4)
-ax[1, 0].set_title(f"clean difference before (ε = {eps['before'][k]:.4f})")
-ax[1, 1].imshow((aligned_clean - test_clean[k])[0, 0], cmap="RdBu", vmin=-0.4, vmax=0.4)
-ax[1, 1].set_title(f"clean difference after (ε = {eps['after'][k]:.4f})")
-ax[1, 2].plot(true_inverse[0, 0].flatten()[::37], flow[0, 0].flatten()[::37], ".", ms=2, label="horizontal")
-ax[1, 2].plot(true_inverse[0, 1].flatten()[::37], flow[0, 1].flatten()[::37], ".", ms=2, label="vertical")
-lim = float(true_inverse.abs().max()) + 1
-ax[1, 2].plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
-ax[1, 2].set_xlabel("−(true motion) (px)")
-ax[1, 2].set_ylabel("estimated flow (px)")
-ax[1, 2].legend(markerscale=5)
-for a in ax.flat[:5]:
-    a.axis("off")
-plt.tight_layout()
-plt.show()
 
 # %% [markdown]
-# ## 3. Denoising: raw versus aligned versus aligned + sampler
+# One pair in detail: the frames, the aligned second frame, the clean gap before and
+# after alignment, and the sampler of Eq. (7): the local SSIM of the smoothed aligned
+# pair, the keep probability $p$ (1 above an SSIM of 0.5, the SSIM below), and one
+# Bernoulli draw of the mask of the loss.
+
+
+# %%
+h, w = ex.test_clean[k].shape[-2:]
+win = (slice(max(0, h // 2 - 80), h // 2 + 80), slice(max(0, w // 2 - 80), w // 2 + 80))
+fig, shown = alignment.sampler_figure(aligner, test_pairs.noisy[k], test_pairs.target[k], ex.test_clean[k],
+                                      test_moved[k], generator=torch.Generator().manual_seed(4), crop=win)
+course.glue("s2a_fig_keep", float(100 * shown["keep"]))
+show_figure(fig, glue="s2a_fig_sampler",
+            alt="Eight panels for one simulated moving pair: the noisy reference, the noisy second frame, the second "
+                "frame aligned by the network and one Bernoulli mask of kept pixels; below, the clean gap before and "
+                "after alignment, the SSIM map of the smoothed aligned pair and the keep probability.",
+            caption="Self2Align on one test pair (a crop). Top: the noisy frames, the second frame aligned by the "
+                    "trained network, one Bernoulli mask of the loss. Bottom: the clean gap before and after "
+                    "alignment (flow estimated from the noisy frames), the SSIM of the smoothed aligned pair and "
+                    "the keep probability of Eq. (7).")
+
+
+# %%
+y1, y2 = test_pairs.noisy[k], test_pairs.target[k]
+aligned_noisy, flow = aligner.align(y1, y2)
+true_inverse = -test_flows[k]  # exact for the shift part; the estimated flow should look like it
+fig, ax = plt.subplots(figsize=(4.2, 3.6))
+ax.plot(true_inverse[0, 0].flatten()[::37], flow[0, 0].flatten()[::37], ".", ms=2, label="horizontal")
+ax.plot(true_inverse[0, 1].flatten()[::37], flow[0, 1].flatten()[::37], ".", ms=2, label="vertical")
+lim = float(true_inverse.abs().max()) + 1
+ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
+ax.set_xlabel("−(true motion) (px)")
+ax.set_ylabel("estimated flow (px)")
+ax.legend(markerscale=5, fontsize=9)
+fig.tight_layout()
+show_figure(fig, alt="Scatter plot of the estimated flow against minus the true motion, for the horizontal and the "
+                     "vertical component; the points lie near the diagonal.",
+            caption="Estimated flow against the inverse of the true motion (every 37th pixel).")
+
+
+# %% [markdown]
+# ## Denoising: raw versus aligned versus aligned + sampler
 #
 # PSNR on the BSD68 test images with fresh noise. Inference is one pass of each denoiser.
 
-# %%
-results = {name: mean_psnr([m.denoise(y) for y in test_noisy]) for name, (m, _) in runs.items()}
-print(f"{len(test_clean)} BSD68 test images, σ = 25/255")
-print(f"{'noisy input':<20}{psnr_noisy:>8.2f} dB")
-for name, p in results.items():
-    print(f"{name:<20}{p:>8.2f} dB   ({p - psnr_noisy:+.2f} over noisy)")
-print(f"alignment gains {results['aligned'] - results['N2N, raw pairs']:+.2f} dB over raw pairs; "
-      f"the sampler adds {results['aligned + sampler'] - results['aligned']:+.2f} dB")
 
 # %%
-k = 1
-outs = {name: m.denoise(test_noisy[k]) for name, (m, _) in runs.items()}
-fig, ax = plt.subplots(1, 5, figsize=(16, 3.6))
-crop_ = lambda t: t[0, 0, 40:200, 60:260]  # noqa: E731
-ax[0].imshow(crop_(test_clean[k]), cmap="gray", vmin=0, vmax=1)
-ax[0].set_title("clean")
-ax[1].imshow(crop_(test_noisy[k]), cmap="gray", vmin=0, vmax=1)
-ax[1].set_title(f"noisy {metrics.psnr(test_noisy[k], test_clean[k]):.2f} dB")
-for a, (name, o) in zip(ax[2:], outs.items()):
-    a.imshow(crop_(o).clamp(0, 1), cmap="gray", vmin=0, vmax=1)
-    a.set_title(f"{name}\n{metrics.psnr(o, test_clean[k]):.2f} dB")
-for a in ax:
-    a.axis("off")
-plt.tight_layout()
-plt.show()
+results = {name: ex.mean_psnr([m.denoise(y) for y in ex.test_noisy]) for name, (m, _) in runs.items()}
+align_gain = results["aligned"] - results["N2N, raw pairs"]
+sampler_gain = results["aligned + sampler"] - results["aligned"]
+course.glue("s2a_psnr_noisy", float(psnr_noisy))
+course.glue("s2a_psnr_raw", float(results["N2N, raw pairs"]))
+course.glue("s2a_psnr_aligned", float(results["aligned"]))
+course.glue("s2a_psnr_sampler", float(results["aligned + sampler"]))
+course.glue("s2a_align_gain", float(align_gain))
+course.glue("s2a_sampler_gain", float(sampler_gain))
+table(["denoiser", "PSNR (dB)", "gain over noisy (dB)"],
+      [["noisy input", psnr_noisy, None]] + [[name, p, p - psnr_noisy] for name, p in results.items()],
+      digits=[None, 2, 2],
+      caption=f"{len(ex.test_clean)} BSD68 test images, σ = 25/255. Alignment gains {align_gain:+.2f} dB over "
+              f"raw pairs; the sampler adds {sampler_gain:+.2f} dB.")
+
+
+# %%
+k1 = 1 if len(ex.test_clean) > 1 else 0
+outs = {name: m.denoise(ex.test_noisy[k1]) for name, (m, _) in runs.items()}
+h1, w1 = ex.test_clean[k1].shape[-2:]
+view = (slice(40, min(h1, 200)), slice(60, min(w1, 260))) if h1 > 200 else None
+show_figure(image_grid({"clean": ex.test_clean[k1], "noisy": ex.test_noisy[k1], **outs},
+                       reference=ex.test_clean[k1], crop=view, cols=3),
+            alt="Crops of a clean and a noisy test image and of the outputs of the three denoisers, trained on raw "
+                "pairs, aligned pairs, and aligned pairs with the sampler.",
+            caption="One test image (crop) denoised by the three runs; PSNR on the whole image.")
+
 
 # %% [markdown]
 # Noise2Noise on the raw pairs learns the moved image averaged over the motion, which is
 # a blurred denoised image (theory page, {eq}`s2a-minimiser`); the crops above show it.
-# Aligning the target removes most of the gap, and with it most of the blur. The table
-# above gives the size of both effects in this run, and the theory page's bound,
-# $2\sqrt{\epsilon}$ on the excess RMSE, shrinks with $\epsilon$. The sampler's own
-# contribution is small here (see the printed difference): on these simulated pairs
-# almost every pixel is well aligned (the `keep` fraction of the training log is close
-# to 1), so there is little for it to discard. Real video, with occlusions and
-# objects that move independently, gives it more to do.
+# Aligning the target removes most of the gap, and with it most of the blur. The tables
+# above give the size of both effects in this run, and the theory page's bound,
+# $2\bar\varepsilon$ on the excess RMSE, shrinks with $\bar\varepsilon^2$. The sampler's
+# own contribution is the last difference of the table: on these simulated pairs almost
+# every pixel is well aligned (the kept fraction of the training log is close to 1), so
+# there is little for it to discard. Real video, with occlusions and objects that move
+# independently, gives it more to do.
 #
-# ## 4. A real misaligned pair: `stereo_motorcycle`
+# ## A real misaligned pair: `stereo_motorcycle`
 #
 # scikit-image ships the two views of a Middlebury stereo pair together with the true
 # disparity of the left view. The views differ by a horizontal displacement of about
@@ -307,6 +344,7 @@ plt.show()
 # registration (`alignment.global_shift`: the integer translation that minimises the squared
 # difference of the smoothed noisy views), and (iii) let the trained network align the
 # rest, from noisy views ($\sigma = 25/255$, independent noise on each view).
+
 
 # %%
 left, right, disparity = skimage.data.stereo_motorcycle()
@@ -332,58 +370,59 @@ inner[border:-border, border:-border] = True
 e_global = alignment.mismatch(x_left, x_right_pre, border=border)
 e_net = alignment.mismatch(x_left, x_right_aligned, border=border)
 e_raw = alignment.mismatch(x_left, x_right, border=border)
-print(f"views {tuple(x_left.shape[-2:])} after 4× reduction; true disparity {disp[0, 0][valid].min():.1f}–"
-      f"{disp[0, 0][valid].max():.1f} px (median {disp[0, 0][valid].median():.1f})")
-print(f"global shift (exhaustive search on the noisy views): flow {pre[0, 0, 0, 0]:+.0f} px horizontal, "
-      f"{pre[0, 1, 0, 0]:+.0f} px vertical")
-print(f"ε on the clean views (border {border} px): raw {e_raw:.5f}, after global shift {e_global:.5f}, "
-      f"after the network {e_net:.5f}")
 err = (total + disp[0, 0])[valid & inner].abs()
-print(f"|estimated − true| horizontal displacement: median {err.median():.2f} px "
-      f"(global shift alone: {(pre[0, 0] + disp[0, 0])[valid & inner].abs().median():.2f} px)")
+err_global = (pre[0, 0] + disp[0, 0])[valid & inner].abs()
+course.glue("s2a_real_raw", float(1e3 * e_raw))
+course.glue("s2a_real_global", float(1e3 * e_global))
+course.glue("s2a_real_net", float(1e3 * e_net))
+course.glue("s2a_real_err_net", float(err.median()))
+course.glue("s2a_real_err_global", float(err_global.median()))
+table(["", "raw views", "after the global shift", "after the network"],
+      [["ε̄² on the clean views (× 10⁻³)", 1e3 * e_raw, 1e3 * e_global, 1e3 * e_net],
+       ["median |estimated − true| horizontal displacement (px)", None, float(err_global.median()), float(err.median())]],
+      digits=[None, 3, 3, 3],
+      caption=f"Views {tuple(x_left.shape[-2:])} after 4× reduction; true disparity {disp[0, 0][valid].min():.1f}–"
+              f"{disp[0, 0][valid].max():.1f} px (median {disp[0, 0][valid].median():.1f}); global shift found on the "
+              f"noisy views: {pre[0, 0, 0, 0]:+.0f} px horizontal, {pre[0, 1, 0, 0]:+.0f} px vertical; border of "
+              f"{border} px excluded.")
+
 
 # %%
-fig, ax = plt.subplots(2, 3, figsize=(13, 6.4))
-ax[0, 0].imshow(y_left[0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0, 0].set_title("noisy left view (reference)")
-ax[0, 1].imshow(y_right_pre[0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0, 1].set_title("noisy right view, globally shifted")
-ax[0, 2].imshow(aligned_y[0, 0], cmap="gray", vmin=0, vmax=1)
-ax[0, 2].set_title("right view aligned by the network")
-im = ax[1, 0].imshow(-total, cmap="magma", vmin=0, vmax=float(disp.max()))
-ax[1, 0].set_title("estimated disparity −(flow_x) (px)")
-plt.colorbar(im, ax=ax[1, 0], fraction=0.035)
-im = ax[1, 1].imshow(disp[0, 0], cmap="magma", vmin=0, vmax=float(disp.max()))
-ax[1, 1].set_title("true disparity (px)")
-plt.colorbar(im, ax=ax[1, 1], fraction=0.035)
-ax[1, 2].imshow(torch.cat([(x_right_pre - x_left)[0, 0], (x_right_aligned - x_left)[0, 0]], dim=1),
-                cmap="RdBu", vmin=-0.4, vmax=0.4)
-ax[1, 2].set_title("clean difference: global shift | network")
-for a in ax.flat:
-    a.axis("off")
-plt.tight_layout()
-plt.show()
+top = float(disp.max())
+show_figure(image_grid({"noisy left view\n(reference)": y_left, "noisy right view,\nglobally shifted": y_right_pre,
+                        "right view aligned\nby the network": aligned_y,
+                        "estimated\ndisparity (px)": -total, "true\ndisparity (px)": disp[0, 0],
+                        "clean difference\nafter the network": x_right_aligned - x_left},
+                       cols=3, fontsize=9,
+                       cmap={"estimated\ndisparity (px)": ("magma", 0, top), "true\ndisparity (px)": ("magma", 0, top),
+                             "clean difference\nafter the network": ("RdBu", -0.4, 0.4)}),
+            alt="The noisy stereo views, the right view aligned by the network, the estimated and the true disparity "
+                "maps on the same colour scale, and the clean difference that remains after the network's alignment.",
+            caption="A real misaligned pair (stereo_motorcycle, 4× reduced, noisy). The network was trained only on "
+                    "simulated motion.")
+
 
 # %% [markdown]
 # The network was trained only on simulated motion of BSD400 images. On the real pair
 # it recovers the coarse depth layout (the motorcycle and the floor nearer, the wall
-# farther) but not its fine structure, and it lowers $\epsilon$ below what the global
-# shift alone achieves (numbers above). The differences that remain concentrate at the
+# farther) but not its fine structure, and the table above compares the gap it leaves
+# with that of the global shift alone. The differences that remain concentrate at the
 # outline of the motorcycle, where one view sees what the other cannot (occlusions),
-# and in the background: after the global shift its residual displacement (up to about
-# 9 pixels) exceeds the 6-pixel reach of the network's attention window.
+# and in the background, where the residual displacement after the global shift can
+# exceed the 6-pixel reach of the network's attention window.
 #
 # :::{admonition} Exercises
 # :class: tip
 # 1. Train `Self2Align(align=False)`: the sampler on raw pairs. Where does it fall
 #    between "N2N, raw pairs" and "aligned"? Look at `keep` in the training log.
 # 2. Double the motion (`misaligned_pairs(..., max_shift=6, max_rotation=4)`). How do
-#    $\epsilon$ before alignment and the PSNR of the raw-pair run change? Is the
+#    $\bar\varepsilon^2$ before alignment and the PSNR of the raw-pair run change? Is the
 #    alignment network's reach (`AlignNet(radius=...)`) still sufficient?
 # 3. Set `loss_smoothing=0` (the plain L2 of the paper on noisy frames) and check the
 #    fractional parts of the estimated flows of a pure integer shift. Do you see the
 #    half-pixel bias of the theory page's exercise?
 # :::
 
-# %%
+
+# %% tags=["remove-cell"]
 course.provenance()

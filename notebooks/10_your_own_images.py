@@ -13,21 +13,6 @@
 #     name: python3
 # ---
 
-# %%
-# Colab only: install the course library. Colab's own torch and numpy are kept as they are.
-# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
-# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
-import os
-import sys
-KEEP_ON_DRIVE = False
-if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
-    if KEEP_ON_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
-
 # %% [markdown]
 # # Denoise your own images
 #
@@ -53,35 +38,53 @@ if "google.colab" in sys.modules:
 # PNG files as a camera would. The clean photographs are used only to check the
 # no-reference criterion, never by a method.
 
-# %%
-import contextlib
-import io
+
+# %% tags=["hide-input"]
+# Colab only: install the course library. Colab's own torch and numpy are kept as they are.
+# KEEP_ON_DRIVE = True keeps downloaded images and training checkpoints in your Google Drive
+# (DENOISE_LIB_CACHE): after a disconnect, running the notebook again resumes its trainings.
 import os
-import shlex
+import sys
+KEEP_ON_DRIVE = False
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "denoise-lib @ git+https://github.com/ssid-course/self-supervised-denoising@main"], check=True)
+    if KEEP_ON_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["DENOISE_LIB_CACHE"] = "/content/drive/MyDrive/denoise_lib"
+
+
+# %%
+import os
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import skimage.data
 import torch
+from IPython.display import display
 
 from denoise_lib import classical, cli, course, data, metrics
 from denoise_lib.course import plots as plot
 from denoise_lib.course import widgets
+from denoise_lib.course.commands import shell
+from denoise_lib.course.report import show_figure, table
 from denoise_lib.image import as_image, read_image, write_image
 from denoise_lib.invariance import j_invariant_predict
 from denoise_lib.noise import PoissonGaussian
 
 cfg = course.setup(seed=0, notebook="10_your_own_images")
 
+
 # %% [markdown]
-# ## 1. A folder of noisy photographs
+# ## A folder of noisy photographs
 #
 # Shot noise with $\lambda = 60$ (a bright pixel, $x = 1$, collects 60 photo-electrons:
 # standard deviation $\sqrt{x/\lambda} \approx 0.13$, or 33/255) and read-out noise
 # $\sigma_r = 5/255$. The `quick` budget uses crops, so that BM3D and the J-invariant
 # criterion run in seconds per image.
+
 
 # %%
 names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"]
@@ -105,42 +108,37 @@ print(f"{len(names)} noisy {'×'.join(map(str, noisy_images[0].shape[-2:]))} RGB
       f"noise {camera.spec}")
 
 
-def shell(command: str) -> None:
-    """Show a command line and run it (in this kernel: `denoise-lib …` is `cli.main([...])`)."""
-    cache = str(course.run_cache() or work)
-    print(f"$ {command.replace(cache, '$DENOISE_RUN_CACHE')}")
-    args = shlex.split(command)
-    assert args[0] == "denoise-lib"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        rc = cli.main(args[1:])
-    print(out.getvalue().replace(cache, "$DENOISE_RUN_CACHE"), end="")
-    if rc != 0:
-        raise RuntimeError(f"{command!r} exited with {rc}")
-
-
 # %% [markdown]
-# ## 2. Estimate the noise
+# ## Estimate the noise
+#
+# The commands of this notebook are `denoise-lib` command lines, run inside the notebook's
+# Python process by `denoise_lib.course.commands.shell`, which prints each command and its
+# output as a terminal would. In a terminal, type the same lines without the `$`.
 #
 # `denoise-lib estimate-noise` prints scikit-image's estimate of the Gaussian noise σ
 # (a robust median of the finest wavelet coefficients, Donoho & Johnstone), in the
 # library's [0, 1] units and on the 0–255 scale. For signal-dependent noise there is no
 # single σ: the estimate is a typical value over the image, larger for bright images.
 
+
 # %%
 shell(f"denoise-lib estimate-noise {folder}")
 sigma_hat = float(np.mean([classical.estimate_sigma(read_image(p)).mean() for p in sorted(folder.glob("*.png"))]))
 true_sd = float(np.mean([torch.sqrt(camera.variance(x)).mean() for x in clean.values()]))
+course.glue("sigma_hat_255", sigma_hat * 255)
+course.glue("true_sd_255", true_sd * 255)
 print(f"mean estimate {sigma_hat * 255:.1f}/255; true mean noise standard deviation {true_sd * 255:.1f}/255")
 
+
 # %% [markdown]
-# ## 3. Train on the noisy images, then denoise them
+# ## Train on the noisy images, then denoise them
 #
 # Neighbor2Neighbor needs nothing but the noisy images (one draw each), and its
 # sub-sampler makes no assumption on the noise except independence between pixels, so
 # Poisson–Gaussian noise is fine. The command line takes the folder, trains within the
 # budget with a progress bar and a checkpoint (stop it and run it again to resume), and
 # writes a model file. `denoise` then keeps each file's format and bit depth.
+
 
 # %%
 budget = cfg.budget_for("nb2nb")
@@ -154,14 +152,16 @@ shell(f"denoise-lib denoise --method bm3d --sigma {sigma_hat:.4f} {folder} --out
 shell(f"denoise-lib denoise --method nlm --sigma {sigma_hat:.4f} {folder} --out nlm")
 outputs = {m: {n: read_image(Path(m) / f"{n}.png") for n in names} for m in ("nb2nb", "bm3d", "nlm")}
 
+
 # %%
 crop = (slice(0, 128), slice(0, 128)) if side is None or side > 128 else None
 show = "coffee"
 plot.compare({"noisy": as_image(read_image(folder / f"{show}.png")),
               **{m: outputs[m][show] for m in outputs}}, crop=crop)
 
+
 # %% [markdown]
-# ## 4. Which is best, without a clean image?
+# ## Which is best, without a clean image?
 #
 # For a J-invariant function $f_J$ (its output at a pixel does not depend on that pixel),
 # Part 2 showed $\mathbb E\norm{f_J(\y) - \y}^2 = \mathbb E\norm{f_J(\y) - \x}^2 +
@@ -174,6 +174,7 @@ plot.compare({"noisy": as_image(read_image(folder / f"{show}.png")),
 #
 # Here we can check it: the table gives the self-supervised loss next to the true MSE of
 # $f_J$ and of $f$, all in units of $10^{-3}$.
+
 
 # %%
 nb2nb = cli.load_model(model_file)
@@ -194,29 +195,31 @@ for name, f in denoisers.items():
         true_j.append(float(((fj - x) ** 2).mean()))
         true_f.append(float(((f(y, sigma_hat) - x) ** 2).mean()))
     rows[name] = (np.mean(ss), np.mean(true_j), np.mean(true_f))
-print(f"{'denoiser':<26}{'self-sup. loss':>15}{'true MSE of f_J':>17}{'true MSE of f':>15}")
-for name, (a, b, c) in sorted(rows.items(), key=lambda kv: kv[1][0]):
-    print(f"{name:<26}{a * 1e3:>15.3f}{b * 1e3:>17.3f}{c * 1e3:>15.3f}")
 order_ss = sorted(rows, key=lambda k: rows[k][0])
 order_true = sorted(rows, key=lambda k: rows[k][1])
 print("the self-supervised loss ranks the J-invariant denoisers as their true error does:",
       order_ss == order_true)
 psnrs = {m: np.mean([metrics.psnr(outputs[m][n], clean[n]) for n in names]) for m in outputs}
-print("PSNR of the full outputs (needs the clean images):",
-      {m: round(float(p), 2) for m, p in psnrs.items()})
+display(table(["denoiser", "self-sup. loss (10⁻³)", "true MSE of f_J (10⁻³)", "true MSE of f (10⁻³)"],
+              [[name, a * 1e3, b * 1e3, c * 1e3] for name, (a, b, c) in sorted(rows.items(), key=lambda kv: kv[1][0])],
+              digits=[None, 3, 3, 3]))
+table(["output (full images)", "mean PSNR (dB, needs the clean images)"],
+      [[m, float(p)] for m, p in psnrs.items()], digits=[None, 2])
+
 
 # %% [markdown]
 # The differences between the self-supervised loss and the true error of $f_J$ are all
 # close to the same constant, the noise variance, as the identity shows. That is what
 # makes the criterion usable on your own data.
 #
-# ## 5. A real noisy image: the Hubble Deep Field
+# ## A real noisy image: the Hubble Deep Field
 #
 # scikit-image ships a crop of the Hubble Deep Field: real telescope data, with its own
 # noise. There is no clean version, and the noise is small: the estimator finds a σ of a
 # few grey levels, so denoising it mostly removes faint background grain; by eye the
 # effect is subtle. Our Nb2Nb model was trained on much stronger synthetic noise and would
 # over-smooth it; BM3D with the estimated σ adapts to the level it is given.
+
 
 # %%
 hubble = as_image(skimage.data.hubble_deep_field())
@@ -230,13 +233,15 @@ print(f"BM3D removed a residual of standard deviation {residual.std() * 255:.2f}
 plot.compare({"Hubble Deep Field": hubble, f"BM3D, σ = {sigma_hubble * 255:.1f}/255": bm3d_hubble,
               "removed (×8 + ½)": (residual * 8 + 0.5).clamp(0, 1)})
 
+
 # %% [markdown]
-# ## 6. Explore
+# ## Explore
 #
 # Pick an image, a method and a strength. BM3D, NLM and TV take the strength as their σ;
 # the trained network ignores it (it learned its own). In Jupyter or Colab the controls
 # are live and **Upload** adds your own file; the book shows the explorer's default state
 # as a figure.
+
 
 # %%
 explorer = widgets.denoise_explorer(
@@ -244,9 +249,12 @@ explorer = widgets.denoise_explorer(
     {"BM3D": lambda y, s: classical.bm3d(y, s), "NLM": lambda y, s: classical.nlm(y, s),
      "TV": lambda y, s: classical.tv(y, s), "Nb2Nb (trained above)": lambda y, s: nb2nb.denoise(y)},
     sigma=sigma_hat, clean=clean)
-explorer.figure()
-plt.show()
+show_figure(explorer.figure(),
+            alt=f"The denoising explorer in its default state: the noisy image {explorer.image} next to "
+                f"its {explorer.method} result.",
+            caption="The explorer's default state (the live controls need Jupyter or Colab).")
 explorer.show()
+
 
 # %% [markdown]
 # ## On your own data
@@ -263,5 +271,6 @@ explorer.show()
 # posterior mean: `--noise gaussian:25`) or just single noisy images. Large images are
 # denoised in overlapping tiles (`--tile`), with the same result as in one piece.
 
-# %%
+
+# %% tags=["remove-cell"]
 course.provenance()

@@ -349,7 +349,7 @@ def test_a_set_cannot_serve_a_method_needing_more(clean4, kind, requires):
 
 @pytest.mark.parametrize("kind", ["single", "pairs"])
 def test_self_supervised_sets_never_pass_clean_images_on(clean4, kind):
-    """COURSE.md §3: only "clean" sets may hand clean images to a method.
+    """The protocol: only "clean" sets may hand clean images to a method.
 
     A set built by hand with ``clean=`` but another kind must either be refused or
     drop them: here neither the view for the method nor its batches may carry them.

@@ -161,3 +161,57 @@ def test_bad_inputs():
         m.denoise(noisy, batch_size=0)
     rgb = tiny("noisy", channels=3)
     assert rgb.denoise(noisy).shape == (1, 3, 24, 20)                      # gray input to an RGB model
+
+
+def test_kept_outputs_for_the_iteration_slider():
+    clean, noisy = pair(size=(24, 24))
+    m = tiny("noisy", iterations=9)
+    out, h = m.fit_image(noisy, record_every=2, clean=clean, keep_outputs=2)
+    assert h.iterations == [0, 2, 4, 6, 8, 9]
+    # every 2nd record, the last, and the best (an oracle) are kept
+    assert {0, 4, 8, 9} <= set(h.outputs) <= set(h.iterations) and h.best_iteration in h.outputs
+    assert torch.equal(h.outputs[9], out) and torch.equal(h.outputs[h.best_iteration], h.best_output)
+    assert metrics.psnr(h.outputs[h.iterations[2]], clean) == pytest.approx(h.psnr[2])
+    _, every = m.fit_image(noisy, record_every=2, keep_outputs=True)
+    assert sorted(every.outputs) == every.iterations                      # True: every record
+    _, none = m.fit_image(noisy, record_every=2)
+    assert none.outputs == {}                                             # default: nothing kept
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ValueError, match="keep_outputs"):
+            m.fit_image(noisy, keep_outputs=bad)
+
+
+def test_iteration_explorer_static_and_live(monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from denoise_lib.course.dip_widget import IterationExplorer, iteration_explorer
+
+    clean, noisy = pair(size=(24, 24))
+    fits = {}
+    for name in ("noise", "noisy"):
+        fits[name] = tiny(name, iterations=6).fit_image(noisy, record_every=1, clean=clean, keep_outputs=2)[1]
+    e = iteration_explorer(fits, noisy, clean)
+    assert e.label == "noise" and e.iteration == e.best_kept() and e.iteration in e.kept()
+    assert e.nearest(5) in e.kept() and e.psnr() == pytest.approx(metrics.psnr(e.output(), clean))
+    assert f"iteration {e.iteration}" in e.caption() and "dB" in e.caption()
+    fig = e.figure()
+    assert len(fig.axes) == 4 and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+    monkeypatch.setenv("DENOISE_STATIC_OUTPUTS", "1")
+    e.show()
+    assert "default state" in capsys.readouterr().out                     # no widgets in the published book
+    monkeypatch.delenv("DENOISE_STATIC_OUTPUTS")
+    pytest.importorskip("ipywidgets")
+    e.show()                                                              # live controls build without a kernel
+    plt.close("all")
+    with pytest.raises(ValueError, match="keep_outputs"):
+        IterationExplorer({"x": tiny("noisy").fit_image(noisy, clean=clean)[1]}, noisy, clean)
+    with pytest.raises(ValueError, match="clean"):
+        IterationExplorer({"x": tiny("noisy").fit_image(noisy, keep_outputs=True)[1]}, noisy, clean)
+    with pytest.raises(ValueError, match="unknown fit"):
+        IterationExplorer(fits, noisy, clean, label="nope")
+    with pytest.raises(ValueError, match="at least one"):
+        IterationExplorer({}, noisy, clean)

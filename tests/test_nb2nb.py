@@ -140,23 +140,49 @@ def test_odd_sizes_crop_the_last_row_and_column():
 
 
 def test_fixed_location_sampler_uses_one_pair_per_image():
-    y = torch.zeros(64, 1, 12, 10)
+    """Their Table 4: two of the four one-position sub-images, at random, so diagonal pairs too."""
+    y = torch.zeros(240, 1, 12, 10)
     choice = subsample.choose(y, sampler="fixed", generator=torch.Generator().manual_seed(0))
-    per_image = choice.codes.reshape(64, -1)
+    per_image = choice.codes.reshape(240, -1)
     assert (per_image == per_image[:, :1]).all()                              # fixed within an image
-    assert set(per_image[:, 0].tolist()) == set(range(8))                     # over images: all 8 pairs
+    assert set(per_image[:, 0].tolist()) == set(range(12))                    # over images: all 12 pairs
     r1, c1 = positions(choice, 1)
     r2, c2 = positions(choice, 2)
-    assert ((r1 - r2).abs() + (c1 - c2).abs() == 1).all()
+    dist = (r1 - r2).abs() + (c1 - c2).abs()
+    diag = choice.codes >= 8
+    assert (dist[~diag] == 1).all()                                            # codes 0–7: 4-adjacent
+    assert ((r1 - r2).abs()[diag] == 1).all() and ((c1 - c2).abs()[diag] == 1).all()   # 8–11: diagonal
+    for p, q in subsample.ALL_PAIRS:                                           # ordered pairs of distinct positions
+        assert p != q
+    assert len(set(subsample.ALL_PAIRS)) == 12 == len(subsample.PAIRS) + len(subsample.DIAGONAL_PAIRS)
+    # uniform over the 12 (chi-square at the 0.1 % level)
+    counts = torch.bincount(per_image[:, 0], minlength=12).numpy()
+    assert stats.chisquare(counts).pvalue > 1e-3
+    # without the diagonal pairs: the 8 neighbour pairs only
+    adj = subsample.choose(y, sampler="fixed", diagonal=False, generator=torch.Generator().manual_seed(0))
+    assert set(adj.codes[:, 0, 0].tolist()) == set(range(8))
     for seed in range(3):
         pinned = subsample.choose(y, sampler="fixed", pair=6, generator=torch.Generator().manual_seed(seed))
         assert (pinned.codes == 6).all()
         r1, c1 = positions(pinned, 1)
         assert ((r1 % 2 == 1) & (c1 % 2 == 1)).all()                          # PAIRS[6] = (3, 1)
+    pinned = subsample.choose(y, sampler="fixed", pair=8)                      # ALL_PAIRS[8] = (0, 3)
+    r1, c1 = positions(pinned, 1)
+    r2, c2 = positions(pinned, 2)
+    assert ((r1 % 2 == 0) & (c1 % 2 == 0) & (r2 % 2 == 1) & (c2 % 2 == 1)).all()
+    # the random sampler stays on the 8 neighbour pairs unless asked otherwise
+    rnd = subsample.choose(torch.zeros(2, 1, 64, 64), generator=torch.Generator().manual_seed(2))
+    assert int(rnd.codes.max()) <= 7
+    rnd12 = subsample.choose(torch.zeros(2, 1, 64, 64), diagonal=True, generator=torch.Generator().manual_seed(2))
+    assert set(rnd12.codes.flatten().tolist()) == set(range(12))
     with pytest.raises(ValueError, match="pair"):
         subsample.choose(y, sampler="random", pair=1)
     with pytest.raises(ValueError, match="pair"):
-        subsample.choose(y, sampler="fixed", pair=8)
+        subsample.choose(y, sampler="fixed", pair=12)
+    with pytest.raises(ValueError, match="pair"):
+        subsample.choose(y, sampler="fixed", pair=8, diagonal=False)
+    with pytest.raises(ValueError, match="diagonal"):
+        subsample.choose(y, sampler="fixed", diagonal="yes")
     with pytest.raises(ValueError, match="sampler"):
         subsample.choose(y, sampler="diagonal")
 
@@ -192,6 +218,9 @@ def test_registered_names_and_settings():
     assert (f.name, f.sampler, f.requires) == ("nb2nb-fixed", "fixed", "single")
     assert m.gamma == 2.0 and m.gamma_schedule == "ramp"
     assert Neighbor2Neighbor(UNet(1), sampler="fixed").name == "nb2nb"     # the class default; build names it
+    # the paper's choice by default: diagonal pairs for the fixed sampler only
+    assert subsample.uses_diagonal(f.sampler, f.diagonal) and not subsample.uses_diagonal(m.sampler, m.diagonal)
+    assert "diagonal" in f.config and f.config["diagonal"] is None
 
 
 @pytest.mark.parametrize("kw,match", [({"sampler": "diag"}, "sampler"), ({"gamma": -1}, "gamma"),
@@ -200,6 +229,7 @@ def test_registered_names_and_settings():
                                       ({"ramp_steps": 0}, "ramp_steps"), ({"ramp_steps": 2.5}, "ramp_steps"),
                                       ({"ramp_steps": "ten"}, "ramp_steps"),
                                       ({"pair": 3}, "pair"), ({"sampler": "fixed", "pair": -1}, "pair"),
+                                      ({"sampler": "fixed", "pair": 12}, "pair"), ({"diagonal": 1}, "diagonal"),
                                       ({"odd": "pad"}, "odd")])
 def test_bad_settings_raise(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -349,11 +379,11 @@ def test_theorem1_with_zero_gap_is_noise2noise():
     assert checks["n2n"].diff == checks["correct"].diff
 
 
-@pytest.mark.parametrize("sampler", ["random", "fixed"])
-def test_theorem1_on_subsampled_pairs(sampler):
+@pytest.mark.parametrize("sampler,diagonal", [("random", None), ("fixed", None), ("fixed", False)])
+def test_theorem1_on_subsampled_pairs(sampler, diagonal):
     x = smooth_images(1, (64, 64), seed=5)[0] ** 3                 # some contrast between neighbours
     checks = neighbours.theorem1_check_subsampled(box3, x, Gaussian(SIGMA), draws=96, sampler=sampler,
-                                                 generator=torch.Generator().manual_seed(3))
+                                                 diagonal=diagonal, generator=torch.Generator().manual_seed(3))
     assert checks["correct"].agrees(3.0), str(checks["correct"])
     assert checks["correct"].terms["eps2"] > 0
 
@@ -400,3 +430,20 @@ def test_building_the_method_does_not_touch_the_global_rng():
     assert Neighbor2Neighbor(torch.nn.Identity(), sampler="fixed", pair=__import__("numpy").int64(2)).pair == 2
     with pytest.raises(ValueError, match="pair"):
         Neighbor2Neighbor(torch.nn.Identity(), sampler="fixed", pair=1.5)
+
+
+def test_sampler_figure_and_check_table():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = neighbours.sampler_figure(cells=(2, 3))
+    assert len(fig.axes) == 4 and fig.get_figwidth() == pytest.approx(7.0)
+    diag = fig.axes[2].images[0].get_array()                         # fixed diagonal pair 0→3
+    assert (diag[0::2, 0::2, 0] > 0.8).all() and (diag[1::2, 1::2, 2] > 0.8).all()
+    plt.close(fig)
+    x = smooth_images(1, (16, 16), seed=1)[0]
+    checks = neighbours.theorem1_check(box3, x, torch.zeros_like(x), Gaussian(SIGMA), draws=8,
+                                      generator=torch.Generator().manual_seed(0))
+    md = neighbours.check_table(checks)._repr_markdown_()
+    assert "corrected Theorem 1" in md and "Eq. (2) as printed" in md and "× 10³" in md

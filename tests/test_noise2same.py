@@ -11,7 +11,7 @@ import torch
 from imagehelpers import Spy
 from denoise_lib import masks, methods
 from denoise_lib.methods import Batch
-from denoise_lib.methods.noise2same import Noise2Same
+from denoise_lib.methods.noise2same import Noise2Same, theorem1_weight
 from denoise_lib.models import UNet
 from denoise_lib.noise import Gaussian, Poisson
 
@@ -37,10 +37,38 @@ def test_registered_and_built_with_the_noise_model():
     m = methods.build("noise2same", channels=1, noise="gaussian:25", lambda_inv="2sigma")
     assert type(m) is Noise2Same and m.requires == "single" and m.name == "noise2same"
     assert m.lambda_value == pytest.approx(2 * SIGMA)
-    assert Noise2Same(UNet(3)).lambda_value == 2.0   # class default: Theorem 1's 2 (normalised data)
-    # the registry (and so the harness) uses Theorem 1's weight in [0, 1] units: 2·std per batch
+    # class default and registry (the harness) agree: Theorem 1's weight in the units of the
+    # data, 2·std per batch, not the literal 2 that Theorem 1 gives for normalised data
+    assert Noise2Same(UNet(3)).lambda_spec == "2std" and Noise2Same(UNet(3)).lambda_value is None
+    assert Noise2Same(UNet(3)).config["lambda_inv"] == "2std"
     assert methods.build("noise2same", channels=3).lambda_spec == "2std"
     assert methods.build("noise2same", channels=3).lambda_value is None
+
+
+def test_theorem1_weight_is_twice_the_std_of_all_noisy_pixels():
+    g = torch.Generator().manual_seed(0)
+    images = [torch.rand((1, 1, 8, 10), generator=g), torch.rand((1, 1, 6, 4), generator=g) * 0.5]
+    flat = torch.cat([t.flatten() for t in images]).double()
+    assert theorem1_weight(images) == pytest.approx(2 * float(flat.std(unbiased=False)), rel=1e-12)
+    assert theorem1_weight(images[0]) == pytest.approx(2 * float(images[0].double().std(unbiased=False)))
+    assert isinstance(theorem1_weight(images), float)
+    # the unit: scaling the data scales the weight (normalised data: std 1 → the paper's 2)
+    z = (flat - flat.mean()) / flat.std(unbiased=False)
+    assert theorem1_weight(z) == pytest.approx(2.0)
+    assert theorem1_weight([3 * t for t in images]) == pytest.approx(3 * theorem1_weight(images))
+    with pytest.raises(ValueError, match="at least one"):
+        theorem1_weight([])
+    with pytest.raises(ValueError, match="two"):
+        theorem1_weight(torch.zeros(1))
+
+
+def test_default_weight_is_below_the_literal_2_on_unit_range_data():
+    """On [0, 1] images the default 2·std is Theorem 1's weight; the literal 2 is 1/std times larger."""
+    y = noisy_batch(b=4, size=64)
+    m = make()
+    lam = float(m.lambda_for(y))
+    assert lam == pytest.approx(2 * float(y.std(unbiased=False)))
+    assert 2 * SIGMA * 0.9 < lam < 2.0 / 2                    # near or above 2σ, far below 2
 
 
 def test_both_terms_by_hand():

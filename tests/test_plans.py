@@ -253,7 +253,7 @@ def test_every_full_budget_fits_a_free_t4_session_by_the_estimate():
     per_notebook: dict = {}
     for r in rows:
         per_notebook[r["notebook"]] = per_notebook.get(r["notebook"], 0) + r["minutes"][t4]
-    assert set(per_notebook) == set(plans.PLANS) - {"00_classical_baselines"}
+    assert set(per_notebook) == set(plans.PLANS) - {"00_classical_baselines", "09_comparison"}  # train nothing
     assert max(per_notebook.values()) <= 40, per_notebook
     table = plans.estimate_table(rows)
     assert "TFLOP/s peak" in table and "× 35%" in table

@@ -453,3 +453,25 @@ def test_measure_alignment_before_and_after():
     assert r["before"][0] > 1e-4 and r["after"][0] < 1e-10
     with pytest.raises(ValueError, match="same length"):
         alignment.measure_alignment(align, [x], [], [x], [xm])
+
+
+def test_sampler_figure_shows_the_pair_the_ssim_and_the_mask():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = tiny_method()
+    x = smooth_images(1, (32, 32), seed=3)[0]
+    flow = motion.random_flow(32, 32, generator=torch.Generator().manual_seed(2))
+    moved = motion.move(x, flow)
+    g = torch.Generator().manual_seed(4)
+    y1, y2 = x + 0.05 * torch.randn(x.shape, generator=g), moved + 0.05 * torch.randn(x.shape, generator=g)
+    fig, info = alignment.sampler_figure(m, y1, y2, x, moved, generator=torch.Generator().manual_seed(5),
+                                         crop=(slice(4, 28), slice(4, 28)))
+    assert len(fig.axes) == 8 and fig.get_figwidth() == pytest.approx(7.0)
+    assert 0 <= info["keep"] <= 1 and info["eps_before"] > 0
+    assert info["eps_before"] == pytest.approx(float(((moved - x)[..., 4:28, 4:28].double() ** 2).mean()))
+    assert m.training                                            # the method's mode is restored
+    plt.close(fig)
+    with pytest.raises(ValueError, match="alignment"):
+        alignment.sampler_figure(tiny_method(sampler=False), y1, y2, x, moved, generator=torch.Generator())

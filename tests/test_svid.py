@@ -236,3 +236,20 @@ def test_stop_gradient_decides_collapse_from_an_image_like_start():
         ratio[sg] = collapse_stats(m.denoise(y), y)["var_ratio"]
     assert ratio["start"] > 0.3 and ratio[True] > 0.3, ratio
     assert ratio[False] < 0.15 * ratio[True], ratio
+
+
+def test_the_loop_diagram_marks_the_stop_gradient():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from denoise_lib.course.svid_diagram import svid_loop
+
+    for data_term in (True, False):
+        fig = svid_loop(data_term=data_term)
+        texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+        assert "stop-gradient" in texts and "fresh mask" in texts and "target" in texts
+        assert ("kappa" in texts) == data_term                             # the data term of Eq. (8), weight κ
+        assert fig.get_figwidth() <= 7.5
+        plt.close(fig)

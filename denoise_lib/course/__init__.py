@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Settings", "setup", "provenance", "check_notebook", "execute_notebook", "repository",
+__all__ = ["Settings", "setup", "Experiment", "experiment", "glue", "provenance", "check_notebook", "execute_notebook", "repository",
            "colab_cell_source", "run_cache", "ROOT", "RUN_CACHE_ENV"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +170,7 @@ class Settings:
             done = load_checkpoint(path)["schedule"]["step"]
             limit = until if until is not None else budget.steps
             what = "loading the finished run" if limit is not None and done >= limit else f"resuming at step {done}"
-            print(f"{label}: {what} from the run cache ({path})")
+            print(f"{label}: {what} from the run cache ({Path(path).name})")
         return fit(method, data, budget, seed=seed, device=self.device, checkpoint=path, **fit_kwargs)
 
 
@@ -191,9 +191,15 @@ def setup(seed: int = 0, *, budget=None, quiet: bool = False, notebook: str | No
     Raises:
         KeyError: ``notebook`` has no plan.
     """
+    import warnings
+
+    from tqdm import TqdmWarning
+
     from ..train import Budget, default_device
     from .plans import PLANS
 
+    # tqdm.auto (imported by pooch) warns with a site-packages path where ipywidgets is missing
+    warnings.filterwarnings("ignore", category=TqdmWarning)
     device = default_device()
     b = Budget.resolve(budget, device)
     if notebook is not None and notebook not in PLANS:
@@ -207,6 +213,32 @@ def setup(seed: int = 0, *, budget=None, quiet: bool = False, notebook: str | No
         print(f"device: {device.type} | {BUDGET_MARK} {b.name} ({what}) | torch {torch.__version__} | "
               "set DENOISE_BUDGET=smoke|quick|full|paper|SECONDS to change")
     return Settings(device, b, seed, notebook)
+
+
+def glue(name: str, value, *, display: bool = False):
+    """Record ``value`` under ``name`` for the book (MyST-NB's ``glue``) and return it.
+
+    Theory pages paste the recorded value with ``{glue:text}`` (numbers, with a format
+    such as ``:.2f``) or ``{glue:figure}`` (matplotlib figures), so a number on a page is
+    the one the executed notebook computed. Where MyST-NB is not installed (Colab) the
+    value is returned and, with ``display=True``, shown; nothing else happens.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - Colab
+        if display:
+            from IPython.display import display as _show
+
+            _show(value)
+        return value
+    import numbers
+
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):  # numpy/torch scalars
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    elif hasattr(value, "item") and getattr(value, "shape", None) == ():  # 0-d arrays/tensors
+        value = value.item()
+    _glue(name, value, display=display)
+    return value
 
 
 def _module_hashes() -> dict[str, str]:
@@ -373,7 +405,7 @@ def sync_colab_cells(paths=None) -> None:
             jupytext.write(nb, p.with_suffix(".py"), fmt="py:percent")
 
 
-def execute_notebook(path: str | Path, budget: str = "quick", timeout: int = 900) -> None:
+def execute_notebook(path: str | Path, budget: str = "quick", timeout: int = 1800) -> None:
     """Execute a notebook in place (working directory ``notebooks/``) and refresh its pair.
 
     The ``.py`` pair is the edited source: if it is newer, its cells replace the
@@ -465,8 +497,9 @@ def gpu_check(device: str = "cuda", *, notebooks=None, tests: bool = True, steps
         print("gpu-check: no CUDA device here (torch.cuda.is_available() is False); nothing was run",
               file=sys.stderr)
         return 2
+    # static widget outputs: a headless kernel has no front end for the live ipywidgets
     env = {**os.environ, "DENOISE_DEVICE": device, "DENOISE_BUDGET": "smoke", "DENOISE_PROGRESS": "0",
-           RUN_CACHE_ENV: tempfile.mkdtemp(prefix="gpu-check-")}
+           "DENOISE_STATIC_OUTPUTS": "1", RUN_CACHE_ENV: tempfile.mkdtemp(prefix="gpu-check-")}
     if device.startswith("cuda"):
         print(f"gpu-check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     failures = 0
@@ -527,7 +560,12 @@ def main(argv=None) -> int:
     gpu.add_argument("--notebooks", nargs="*", default=None, help="file stems (default: all)")
     gpu.add_argument("--no-tests", action="store_true", help="skip the device tests")
     gpu.add_argument("--steps", action="store_true", help="also time one full-shape training step per method")
+    from . import sitecheck as _sitecheck  # course tooling only; never imported by the notebooks
+    _sitecheck.add_arguments(sub.add_parser(
+        "sitecheck", help="open every page of the built book in headless Chromium and report its defects"))
     a = p.parse_args(argv)
+    if a.cmd == "sitecheck":
+        return _sitecheck.run(a)
     if a.cmd == "estimate":
         return _estimate(a)
     if a.cmd == "gpu-check":
@@ -558,3 +596,6 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+from .experiment import Experiment, experiment  # noqa: E402  (the notebooks' shared data set-up)

@@ -1,16 +1,19 @@
-"""Measurements for Self2Align (course material): registration, the gap ε, the misaligned-N2N identity.
+"""Measurements for Self2Align (course material): registration, the gap, the misaligned-N2N identity.
 
 Wang (2022), "Self2Align: a self-supervised denoising framework for single-scene
 images", Eq. (3)–(4); book, Part 6 (:doc:`../book/06_self2align_theory`).
 Notation: ``y = x + n`` the noisy reference, ``z = x + ε + n'`` the noisy moving frame
-(``x + ε`` its clean image), ``d`` the number of entries. Flows follow
-:func:`denoise_lib.ops.warp`.
+(``x + ε`` its clean image, ``ε`` the gap **vector**), ``d`` the number of entries, and
+``ε̄² = ‖ε‖²/d`` the per-entry mean squared gap (the book's ``\bar\varepsilon^2``).
+Flows follow :func:`denoise_lib.ops.warp`.
 
 * :func:`global_shift` — a classical integer-translation registration (exhaustive search);
-* :func:`mismatch` — ε, the mean squared difference of two clean images;
-* :func:`measure_alignment` — ε before and after an alignment, for many pairs;
+* :func:`mismatch` — ε̄², the mean squared difference of two clean images;
+* :func:`measure_alignment` — ε̄² before and after an alignment, for many pairs;
 * :func:`epsilon_identity` — a Monte-Carlo check of the Noise2Noise loss with a
-  misaligned target (the corrected form of Eq. (4) and the printed one).
+  misaligned target (the corrected form of Eq. (4) and the printed one);
+* :func:`sampler_figure` — a misaligned pair before and after alignment, with the SSIM
+  map, the keep probability and one Bernoulli mask of Eq. (7).
 
 These run on the host (they return Python floats); they are not for training steps.
 """
@@ -24,7 +27,7 @@ import torch
 from ..noise import parse_noise
 from ..ops import gaussian_smooth, warp
 
-__all__ = ["global_shift", "mismatch", "measure_alignment", "epsilon_identity"]
+__all__ = ["global_shift", "mismatch", "measure_alignment", "epsilon_identity", "sampler_figure"]
 
 
 def global_shift(reference: torch.Tensor, moving: torch.Tensor, *, max_shift: int = 16,
@@ -68,12 +71,12 @@ def global_shift(reference: torch.Tensor, moving: torch.Tensor, *, max_shift: in
 
 def mismatch(a: torch.Tensor, b: torch.Tensor, *, mask: torch.Tensor | None = None,
              border: int = 0) -> float:
-    """ε of two clean images: the mean squared difference per entry, over a valid region.
+    """ε̄² of two clean images: the mean squared difference per entry, over a valid region.
 
     ``mismatch(a, b) = (1/(|Ω|·C)) Σ_{p∈Ω} Σ_c (a[c, p] − b[c, p])²`` summed over the batch,
     where Ω is the set of pixels at least ``border`` pixels from every edge and inside
     ``mask`` (when given). With ``a = x`` and ``b = x + ε`` (the aligned moving clean
-    frame) it is ``‖ε‖²/d`` over Ω, the quantity of Self2Align's Eq. (3)–(4). Exclude
+    frame) it is ``ε̄² = ‖ε‖²/d`` over Ω (ε of Self2Align's Eq. (3)). Exclude
     warped-in borders with ``border`` (e.g. the largest displacement) or with
     ``mask = denoise_lib.ops.valid_mask(flow)``.
 
@@ -109,11 +112,11 @@ def mismatch(a: torch.Tensor, b: torch.Tensor, *, mask: torch.Tensor | None = No
 
 
 def measure_alignment(align, references, movings, clean, moved, *, border: int = 10) -> dict[str, list[float]]:
-    """ε before and after alignment, on clean images, for a list of pairs.
+    """ε̄² before and after alignment, on clean images, for a list of pairs.
 
     For each pair the flow is estimated from the **noisy** frames by ``align(reference,
     moving) -> (aligned, flow)`` (e.g. :meth:`denoise_lib.methods.self2align.Self2Align.align`)
-    and applied to the **clean** moving frame with bicubic interpolation. ε
+    and applied to the **clean** moving frame with bicubic interpolation. ε̄²
     (:func:`mismatch`) is measured between the clean reference and the clean moving
     frame before, and the warped clean moving frame after, over the same region
     (``border`` pixels excluded at every edge, where content leaves or enters the frame).
@@ -208,3 +211,66 @@ def epsilon_identity(f, clean: torch.Tensor, moved: torch.Tensor, noise, *, draw
             "gap": float(gap.mean()), "gap_se": se(gap),
             "gap_printed": float(gap_p.mean()), "gap_printed_se": se(gap_p),
             "lhs_as_n2c": float((n2c + npow).mean()), "gap_n2c": float(gap_c.mean()), "gap_n2c_se": se(gap_c)}
+
+
+@torch.no_grad()
+def sampler_figure(method, reference, moving, clean, moved, *, generator: torch.Generator,
+                   crop: tuple[slice, slice] | None = None, width: float = 7.0):
+    """One misaligned pair through a trained Self2Align: alignment, SSIM map, keep probability, mask.
+
+    Panels: the noisy reference ``y``, the noisy second frame ``y'``, ``y'`` aligned onto
+    ``y`` by the method's network, one Bernoulli mask ``m`` of Eq. (7) (white: kept in
+    the loss); the clean gap before and after alignment (the flow estimated from the
+    noisy frames, applied to the clean second frame), the SSIM map of the smoothed
+    aligned pair and the keep probability ``p`` (Eq. (7)).
+
+    Args:
+        method: a trained :class:`~denoise_lib.methods.self2align.Self2Align` with alignment.
+        reference, moving: (1, C, H, W) noisy frames. clean, moved: their clean images.
+        generator: source of the Bernoulli mask (CPU generator).
+        crop: ``(rows, cols)`` slices for display (the computation uses the whole frame).
+        width: figure width in inches.
+
+    Returns:
+        ``(figure, info)`` with ``info`` floats: ``eps_before``, ``eps_after`` (ε̄² over
+        the displayed region), ``keep`` (fraction of the frame's pixels kept) and
+        ``ssim`` (mean SSIM).
+    """
+    import matplotlib.pyplot as plt
+
+    from ..image import to_numpy
+    from ..methods.self2align import keep_probability
+
+    device = next(method.parameters()).device
+    was = method.training
+    method.eval()
+    try:
+        t = method.terms(reference.to(device), moving.to(device), generator=generator)
+    finally:
+        method.train(was)
+    if t["flow"] is None or t["ssim"] is None:
+        raise ValueError("sampler_figure needs a Self2Align with alignment and the sampler switched on")
+    flow = t["flow"].cpu()
+    aligned_clean = warp(moved, flow, mode="bicubic")
+    p = keep_probability(t["ssim"]).cpu()
+    crop = crop or (slice(None), slice(None))
+    view = lambda img: img[..., crop[0], crop[1]]  # noqa: E731
+    gap_before, gap_after = view(moved - clean), view(aligned_clean - clean)
+    info = {"eps_before": float((gap_before.double() ** 2).mean()), "eps_after": float((gap_after.double() ** 2).mean()),
+            "keep": float(t["keep"].float().mean()), "ssim": float(t["ssim"].mean())}
+    panels = [("noisy reference\ny", view(reference), "gray", 0, 1),
+              ("noisy second\nframe y′", view(moving), "gray", 0, 1),
+              ("y′ aligned\nonto y", view(t["target"].cpu()), "gray", 0, 1),
+              ("Bernoulli mask m\n(white: kept)", view(t["keep"].float().cpu()), "gray", 0, 1),
+              (f"clean gap before\nε̄² = {info['eps_before']:.4f}", gap_before, "RdBu", -0.3, 0.3),
+              (f"clean gap after\nε̄² = {info['eps_after']:.4f}", gap_after, "RdBu", -0.3, 0.3),
+              ("SSIM of the smoothed\naligned pair", view(t["ssim"].cpu()), "viridis", 0, 1),
+              ("keep probability p\n(Eq. (7))", view(p), "viridis", 0, 1)]
+    fig, axes = plt.subplots(2, 4, figsize=(width, 0.58 * width))
+    for ax, (title, img, cmap, lo, hi) in zip(axes.flat, panels):
+        a = to_numpy(img[:1, :1].float().clamp(lo, hi) if cmap == "gray" else img[:1, :1].float())
+        ax.imshow(a, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig, info

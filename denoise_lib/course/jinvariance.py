@@ -10,6 +10,8 @@ translated.
 * :func:`bound_terms` — Monte-Carlo estimates of both sides of their Theorems 1 and 2
   (Eq. (6), (8)) for a fixed network, with bootstrap error bars
   (:meth:`BoundTerms.estimate`).
+* :func:`train_in_chunks` — a planned training run interrupted every few steps to
+  evaluate the network (the identity-collapse curve of Part 2).
 
 Both take any callable ``f`` mapping a float NCHW tensor to a tensor of the same
 shape (an ``nn.Module``, a method's ``predict``, a lambda). Neither changes the
@@ -26,7 +28,7 @@ import torch
 from .. import masks
 from ..invariance import Model, _call, _check_input
 
-__all__ = ["measure_d", "DResult", "bound_terms", "BoundTerms"]
+__all__ = ["measure_d", "DResult", "bound_terms", "BoundTerms", "train_in_chunks"]
 
 
 def _generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
@@ -288,3 +290,44 @@ def bound_terms(f: Model, x: torch.Tensor, noise, *, n_masks: int = 8, fraction:
         diff = ((fy.double() - fty.double()) ** 2) * mask
         Q[:, m] = (diff.sum((1, 2, 3)) / (mask.sum((1, 2, 3)).double() * c)).cpu()
     return BoundTerms(A.cpu(), B.cpu(), R.cpu(), Q)
+
+
+def train_in_chunks(cfg, method, data, label: str, evaluate, *, chunks: int = 8):
+    """Train run ``label`` of the notebook's plan in ``chunks`` pieces, evaluating after each.
+
+    Every piece is one :meth:`denoise_lib.course.Settings.train` call with ``until=`` (the
+    learning-rate schedule follows the whole run, and each piece is checkpointed in the
+    run cache, so the result equals one uninterrupted training). Only the first piece's
+    run-cache message is printed. With a seconds budget (no step count) the run is
+    trained in one piece.
+
+    Args:
+        cfg: the notebook's :class:`~denoise_lib.course.Settings`.
+        method, data, label: as :meth:`~denoise_lib.course.Settings.train`.
+        evaluate: called with ``method`` after every piece; returns a tuple of numbers.
+        chunks: number of pieces (≥ 1; fewer when the run has fewer steps).
+
+    Returns:
+        ``(history, rows)``: the last piece's :class:`~denoise_lib.train.History` and one
+        tuple ``(step, *evaluate(method))`` per piece.
+
+    Raises:
+        ValueError: ``chunks < 1``; the errors of :meth:`~denoise_lib.course.Settings.train`.
+    """
+    import contextlib
+    import io
+
+    if not isinstance(chunks, int) or chunks < 1:
+        raise ValueError(f"chunks must be a positive integer, got {chunks!r}")
+    steps = cfg.budget_for(label).steps
+    if steps:
+        size = max(1, steps // chunks)
+        stops = list(range(size, steps, size))[:chunks - 1] + [steps]
+    else:
+        stops = [None]
+    rows, history = [], None
+    for n, until in enumerate(stops):
+        with contextlib.redirect_stdout(io.StringIO()) if n else contextlib.nullcontext():
+            history = cfg.train(method, data, label, until=until)
+        rows.append((history.steps, *evaluate(method)))
+    return history, rows

@@ -15,6 +15,8 @@ draw, :func:`theorem1_check` and :func:`theorem1_check_subsampled` estimate both
 with standard errors (for a given ε, and for the sub-sampled pairs where
 ``ε = g2(x) − g1(x)``), and :class:`Theorem1Check` says whether they agree.
 :func:`subpixel_shift` makes a known, small gap ε between two clean images.
+:func:`check_table` shows checks as a table; :func:`sampler_figure` draws the
+sub-samplers' cells and the 12 ordered pairs of a cell.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from torch.nn import functional as F
 from ..subsample import choose
 
 __all__ = ["VARIANTS", "subpixel_shift", "theorem1_terms", "Theorem1Check", "summarise", "theorem1_check",
-           "theorem1_check_subsampled"]
+           "theorem1_check_subsampled", "check_table", "sampler_figure"]
 
 #: Right sides of Theorem 1 that :func:`theorem1_check` evaluates (see :class:`Theorem1Check`).
 VARIANTS = ("correct", "paper", "n2n")
@@ -213,7 +215,8 @@ def theorem1_check(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, e
 @torch.no_grad()
 def theorem1_check_subsampled(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, noise, *,
                               draws: int = 64, generator: torch.Generator | None = None, batch: int = 16,
-                              sampler: str = "random", variants=VARIANTS) -> dict[str, Theorem1Check]:
+                              sampler: str = "random", diagonal: bool | None = None,
+                              variants=VARIANTS) -> dict[str, Theorem1Check]:
     """Monte-Carlo check of Theorem 1 on Neighbor2Neighbor's sub-sampled pairs (their §3.3).
 
     Each draw: ``y = noise(x)`` and a fresh sampler ``G``; input ``g1(y)``, target
@@ -222,7 +225,7 @@ def theorem1_check_subsampled(f: Callable[[torch.Tensor], torch.Tensor], x: torc
     pixel-wise independent noise they are independent given ``(x, G)``.
 
     Args and returns as :func:`theorem1_check` (``f`` acts on the half-size sub-image);
-    ``sampler`` is ``"random"`` or ``"fixed"``.
+    ``sampler`` is ``"random"`` or ``"fixed"``; ``diagonal`` as :func:`denoise_lib.subsample.choose`.
     """
     from ..noise import parse_noise
 
@@ -235,9 +238,72 @@ def theorem1_check_subsampled(f: Callable[[torch.Tensor], torch.Tensor], x: torc
         b = min(batch, draws - start)
         xb = x.expand(b, -1, -1, -1).contiguous()
         y = noise(xb, generator)
-        choice = choose(y, sampler=sampler, generator=generator)
+        choice = choose(y, sampler=sampler, generator=generator, diagonal=diagonal)
         g1y, g2y = choice.apply(y)
         g1x, g2x = choice.apply(xb)
         chunks.append(theorem1_terms(f(g1y), g1x, g2y, g2x - g1x, choice.take(var.expand_as(xb), 2)))
     terms = _concat(chunks)
     return {v: summarise(terms, v) for v in variants}
+
+
+def check_table(checks: dict, *, scale: float = 1e3, caption: str | None = None):
+    """The checks of :func:`theorem1_check` as a :class:`~denoise_lib.course.report.Table`.
+
+    Columns: the right side used, lhs, rhs, lhs − rhs, its standard error (all × ``scale``)
+    and the difference in standard errors.
+    """
+    from .report import table
+
+    names = {"correct": "corrected Theorem 1", "paper": "Eq. (2) as printed", "n2n": "Noise2Noise (no ε terms)"}
+    rows = [[names.get(v, v), scale * c.lhs, scale * c.rhs, f"{scale * c.diff:+.4f}", scale * c.diff_se,
+             f"{c.z_score():+.1f}"] for v, c in checks.items()]
+    return table(["right side", "lhs", "rhs", "lhs − rhs", "s.e.", "(lhs − rhs)/s.e."], rows,
+                 digits=[None, 4, 4, None, 4, None],
+                 caption=caption or ("Per-entry values × 10³." if scale == 1e3 else f"Per-entry values × {scale:g}."))
+
+
+def sampler_figure(*, cells: tuple[int, int] = (3, 3), seed: int = 0, width: float = 7.0):
+    """The sub-samplers on a grid of ``cells``: random, fixed-location (an adjacent and a diagonal pair),
+    and the pairs of a 2×2 cell (4 adjacent, solid; 2 diagonal, dashed; each in both orders:
+    the 8 + 4 ordered pairs of :data:`~denoise_lib.subsample.ALL_PAIRS`).
+
+    Red pixels go to ``g1`` (the input), blue ones to ``g2`` (the target), grey ones to neither.
+
+    Returns:
+        the matplotlib figure (not shown).
+    """
+    import matplotlib.pyplot as plt
+
+    from ..subsample import ALL_PAIRS, PAIRS
+    from .plots import plot_choice
+
+    h, w = 2 * cells[0], 2 * cells[1]
+    y = torch.zeros(1, 1, h, w)
+    gen = torch.Generator().manual_seed(seed)
+    panels = [(choose(y, generator=gen), "random:\none adjacent pair per cell"),
+              (choose(y, sampler="fixed", pair=0), "fixed-location:\npair 0→1 in every cell"),
+              (choose(y, sampler="fixed", pair=len(PAIRS)), "fixed-location:\ndiagonal pair 0→3")]
+    fig, axes = plt.subplots(1, 4, figsize=(width, 0.36 * width))
+    for ax, (choice, title) in zip(axes, panels):
+        plot_choice(choice, cells=cells, ax=ax, title=title)
+        ax.title.set_fontsize(10)
+    ax = axes[3]
+    pos = {0: (0.0, 1.0), 1: (1.0, 1.0), 2: (0.0, 0.0), 3: (1.0, 0.0)}
+    adjacent = {frozenset(p) for p in PAIRS}
+    for a, b in {frozenset(p) for p in ALL_PAIRS}:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        dx, dy = x1 - x0, y1 - y0
+        near = frozenset((a, b)) in adjacent
+        ax.annotate("", xy=(x1 - 0.2 * dx, y1 - 0.2 * dy), xytext=(x0 + 0.2 * dx, y0 + 0.2 * dy),
+                    arrowprops=dict(arrowstyle="<->", lw=1.4, color="0.15" if near else "C1",
+                                    ls="-" if near else "--"))
+    for p, (px, py) in pos.items():
+        ax.text(px, py, str(p), ha="center", va="center", fontsize=11,
+                bbox=dict(boxstyle="circle", fc="white", ec="0.3"))
+    ax.set_xlim(-0.35, 1.35)
+    ax.set_ylim(-0.35, 1.35)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("pairs of a cell\n(dashed: diagonal)", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,9 @@
 """Figures shared by the notebooks (matplotlib): :func:`compare` and :func:`plot_choice`.
 
 Images are float32 NCHW tensors (N = 1) or anything :func:`denoise_lib.image.as_image`
-accepts; they are clipped to [0, 1] **for display only**.
+accepts; they are clipped to [0, 1] **for display only**. :func:`compare` shows its figure
+as an HTML figure with alt text (:func:`denoise_lib.course.report.show_figure`), no wider
+than the book's text column.
 """
 from __future__ import annotations
 
@@ -15,8 +17,12 @@ from ..subsample import NeighbourChoice
 __all__ = ["compare", "plot_choice"]
 
 
+#: the widest figure :func:`compare` draws, in inches (the book's column is about 7 in at 100 px per inch)
+MAX_WIDTH = 7.5
+
+
 def compare(panels: dict, reference=None, *, crop: tuple[slice, slice] | None = None,
-            size: float = 3.2, title: str | None = None):
+            size: float = 3.2, title: str | None = None, alt: str | None = None, caption: str = ""):
     """Show images side by side, with their PSNR against ``reference`` in the titles.
 
     Args:
@@ -24,30 +30,39 @@ def compare(panels: dict, reference=None, *, crop: tuple[slice, slice] | None = 
         reference: the clean image; when given, each panel other than the reference
             itself gets "PSNR … dB" (8-bit protocol, computed on the whole image).
         crop: ``(rows, cols)`` slices applied for display only (PSNR uses the whole image).
-        size: inches per panel.
+        size: inches per panel, reduced so that the figure is at most :data:`MAX_WIDTH` wide.
         title: optional figure title.
+        alt: alt text of the figure (default: the title and the panels' titles with their PSNR).
+        caption: optional caption below the figure.
 
-    The figure is drawn with ``plt.show()``; nothing is returned, so that a notebook
-    does not display it twice.
+    The figure is displayed (an HTML figure with alt text) and closed; nothing is returned,
+    so that a notebook does not display it twice.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.4), squeeze=False)
+    from .report import show_figure
+
+    size = min(size, MAX_WIDTH / max(len(panels), 1))
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size + 0.5), squeeze=False)
     ref = None if reference is None else as_image(reference)
+    labels = []
     for ax, (name, img) in zip(axes[0], panels.items()):
         t = as_image(img, allow_range=True)
         label = name
         if ref is not None and t is not reference and t.shape == ref.shape and not t.equal(ref):
             label = f"{name}\n{metrics.psnr(t, ref):.2f} dB"
+        labels.append(label.replace("\n", ", "))
         shown = t.clamp(0, 1)
         if crop is not None:
             shown = shown[..., crop[0], crop[1]]
         a = to_numpy(shown[:1])
         ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1)
-        ax.set_title(label, fontsize=10)
+        ax.set_title(label, fontsize=10 if size >= 2 else 9)
         ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    plt.show()
+    if alt is None:
+        alt = (f"{title}: " if title else "") + f"{len(panels)} images side by side: " + "; ".join(labels) + "."
+    show_figure(fig, alt=alt, caption=caption)
 
 
 def plot_choice(choice: NeighbourChoice, *, index: int = 0, cells: tuple[int, int] = (4, 4),

@@ -7,8 +7,8 @@ Notation: ``y`` noisy, ``x`` clean, ``f_θ`` the network.
 * ``input="noise"`` — their Eq. (3): ``min_θ ‖f_θ(z) − y‖²`` with a **fixed** random
   input ``z``: ``z_channels`` = 32 channels (as Ulyanov et al.) of i.i.d. ``U(0, z_scale)``
   values, the size of ``y``. Ulyanov et al. use ``z_scale`` = 0.1 with a network that
-  has batch normalisation; the course U-Net has none, and with 0.1 its fit stalls for
-  hundreds of iterations, so the default here is ``z_scale`` = 1.
+  has batch normalisation; the course U-Net has none, and the library's default is
+  ``z_scale`` = 1 (pass 0.1 to compare).
 * ``input="noisy"`` — their Eq. (4): ``min_θ ‖f_θ(y) − y‖²``, the noisy image itself
   as input.
 
@@ -21,20 +21,19 @@ stopping); without a clean reference it must be fixed in advance (``iterations``
 DIP has no training set: it is a :class:`~denoise_lib.methods.base.PerImageMethod`.
 Every call of :meth:`DeepImagePrior.denoise` fits a **fresh copy** of the network, from
 the same initial weights, to each image (:meth:`DeepImagePrior.fit_image`: Adam,
-constant learning rate, mean squared error over all pixels, as Ulyanov et al.; their
-learning rate 0.01 made the course U-Net diverge, so the default is 10⁻³).
+constant learning rate, mean squared error over all pixels, as Ulyanov et al.). The
+default learning rate is 10⁻³ (Ulyanov et al. use 0.01 with batch normalisation).
 
 Default iteration counts (``iterations=None``, :data:`DEFAULT_ITERATIONS`): 600 for the
-random input and 100 for the noisy input, read off PSNR curves on **training** images
-(BSD400, 180 × 180, σ = 25), never on a test set. The best count depends on the image,
-its size, the noise and the network (larger images need more iterations); the Part 8
-notebook measures the curves.
+random input and 100 for the noisy input, fixed values chosen on **training** images
+(BSD400, σ = 25), never on a test set. The best count depends on the image, its size,
+the noise and the network; the Part 8 notebook measures the PSNR curve of one test
+image.
 
 Default network (:meth:`DeepImagePrior.default_net`): the course U-Net
-(:class:`denoise_lib.models.UNet`) with 16 encoder features and depth 4
-(about 45 k parameters for gray input), instead of Ulyanov et al.'s 128-channel
-encoder–decoder: a CPU must fit it hundreds of times per test set. Its output is
-the image itself (not a residual), as in Ulyanov et al.
+(:class:`denoise_lib.models.UNet`) with 16 encoder features and depth 4, instead of
+Ulyanov et al.'s 128-channel encoder–decoder, so that a CPU can fit it once per test
+image. Its output is the image itself (not a residual), as in Ulyanov et al.
 """
 from __future__ import annotations
 
@@ -84,6 +83,8 @@ class FitHistory:
         best_iteration, best_psnr: the recorded iteration with the highest PSNR (None
             without a reference). An **oracle**: it needs the clean image.
         best_output: the output at ``best_iteration`` (CPU, float32 NCHW), or None.
+        outputs: iteration → output (CPU, float32 NCHW) at the recorded iterations
+            asked for with ``fit_image(keep_outputs=…)``; empty otherwise.
         seconds: wall time of the fit.
     """
 
@@ -93,6 +94,7 @@ class FitHistory:
     best_iteration: int | None = None
     best_psnr: float | None = None
     best_output: torch.Tensor | None = None
+    outputs: dict[int, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -184,7 +186,8 @@ class DeepImagePrior(PerImageMethod):
 
     def fit_image(self, y, *, iterations: int | None = None, clean=None, record_every: int = 10,
                   generator: torch.Generator | None = None, lr: float | None = None,
-                  device: torch.device | str | None = None) -> tuple[torch.Tensor, FitHistory]:
+                  device: torch.device | str | None = None,
+                  keep_outputs: bool | int = False) -> tuple[torch.Tensor, FitHistory]:
         """Fit a fresh copy of the network to one noisy image; return its output and the history.
 
         Minimises ``mean (f_θ(input) − y)²`` (their Eq. 3 or 4; the mean instead of the
@@ -202,6 +205,11 @@ class DeepImagePrior(PerImageMethod):
             generator: source of ``z`` for ``input="noise"`` (default: seeded with ``seed``).
             lr: Adam learning rate (default ``self.lr``).
             device: where to fit (default: the device of ``self.net``).
+            keep_outputs: keep the output at recorded iterations in ``history.outputs``
+                (for the iteration slider of the Part 8 notebook): ``True`` at every
+                recorded iteration, an integer ``k`` at every ``k``-th recorded one (the
+                first, the last and, with ``clean``, the best always). Memory: one image per
+                kept iteration.
 
         Returns:
             ``(output, history)``: the output of the network after ``iterations``
@@ -211,7 +219,7 @@ class DeepImagePrior(PerImageMethod):
         Raises:
             ImageError: unusable ``y`` or ``clean`` (NaN, wrong channels, shapes differ,
                 several images).
-            ValueError: ``iterations < 0`` or ``record_every < 1``.
+            ValueError: ``iterations < 0``, ``record_every < 1`` or ``keep_outputs < 0``.
         """
         import time
 
@@ -223,6 +231,9 @@ class DeepImagePrior(PerImageMethod):
             raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
         if int(record_every) != record_every or record_every < 1:
             raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
+        keep_every = int(keep_outputs)           # True → 1, False → 0
+        if keep_every != keep_outputs or keep_every < 0:
+            raise ValueError(f"keep_outputs must be a bool or a non-negative integer, got {keep_outputs!r}")
         if clean is not None:
             clean = as_image(clean, channels=y.shape[1])
             if clean.shape != y.shape:
@@ -242,6 +253,8 @@ class DeepImagePrior(PerImageMethod):
                 out = net(inp)
                 loss = torch.mean((out - target) ** 2)
             if t % record_every == 0 or last:
+                if keep_every and (len(hist.iterations) % keep_every == 0 or last):
+                    hist.outputs[t] = out.detach().float().cpu().clone()
                 hist.iterations.append(t)
                 hist.loss.append(float(loss.detach()))
                 if clean is not None:
@@ -255,6 +268,8 @@ class DeepImagePrior(PerImageMethod):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if keep_every and hist.best_output is not None:
+            hist.outputs[hist.best_iteration] = hist.best_output
         hist.seconds = time.perf_counter() - t0
         return out.detach().float().cpu(), hist
 

@@ -8,7 +8,9 @@ One training step on a noisy batch ``y`` (N, C, H, W):
 1. draw a neighbour sub-sampler ``G = (g1, g2)`` from ``batch.generator``
    (:mod:`denoise_lib.subsample`; ``"random"``: one of the 8 ordered 4-adjacent pairs
    per 2×2 cell, their §4.1; ``"fixed"``: one pair per image for all its cells, their
-   Table 4);
+   Table 4, drawn like the paper's "two of the k² sub-sampled images", i.e. among the
+   12 ordered pairs of distinct cell positions including the 4 diagonal ones, unless
+   ``diagonal=False``);
 2. ``f̄ = f(y)`` at full resolution under ``torch.no_grad`` (the stop-gradient of their
    §4.2), then ``g1(f̄), g2(f̄)`` with the **same** ``G``;
 3. ``out = f(g1(y))`` with gradients (a quarter of the pixels);
@@ -62,15 +64,18 @@ class Neighbor2Neighbor(Method):
         gamma_schedule: ``"ramp"`` (linear from 0 to γ; module docstring) or ``"constant"``.
         ramp_steps: None (default: the ramp spans the whole training budget, from
             ``batch.progress``) or the length of the ramp in training steps (≥ 1).
-        pair: with ``sampler="fixed"``, pin the pair code (0–7, :data:`denoise_lib.subsample.PAIRS`)
-            for every image instead of drawing one per image.
+        pair: with ``sampler="fixed"``, pin the pair code (0–11, :data:`denoise_lib.subsample.ALL_PAIRS`;
+            0–7 with ``diagonal=False``) for every image instead of drawing one per image.
+        diagonal: include the diagonal pairs of a cell (:data:`denoise_lib.subsample.DIAGONAL_PAIRS`).
+            Default None: the paper's choice, True for ``"fixed"`` (its two-of-four
+            sub-images construction) and False for ``"random"``.
         odd: ``"crop"`` or ``"raise"``, the odd-size policy of :func:`denoise_lib.subsample.half_size`.
 
     ``requires = "single"``. The sub-samplers are drawn from ``batch.generator``.
 
     Raises:
         ValueError: unknown sampler, schedule or odd policy; negative or non-finite γ;
-            ``ramp_steps`` not None and not an integer ≥ 1; a bad ``pair``.
+            ``ramp_steps`` not None and not an integer ≥ 1; a bad ``pair`` or ``diagonal``.
     """
 
     name = "nb2nb"
@@ -79,9 +84,10 @@ class Neighbor2Neighbor(Method):
                  "resolution (≈ ⅓): ≈ 0.58× N2C in FLOPs")
 
     def __init__(self, net, *, sampler: str = "random", gamma: float = 2.0, gamma_schedule: str = "ramp",
-                 ramp_steps: int | None = None, pair: int | None = None, odd: str = "crop"):
+                 ramp_steps: int | None = None, pair: int | None = None, odd: str = "crop",
+                 diagonal: bool | None = None):
         super().__init__(net)
-        subsample.check_sampler(sampler, pair)
+        subsample.check_sampler(sampler, pair, diagonal)
         if gamma_schedule not in SCHEDULES:
             raise ValueError(f"gamma_schedule must be one of {SCHEDULES}, got {gamma_schedule!r}")
         try:
@@ -100,7 +106,7 @@ class Neighbor2Neighbor(Method):
             raise ValueError(f"odd must be one of {subsample.ODD_POLICIES}, got {odd!r}")
         self.sampler, self.gamma, self.gamma_schedule = sampler, gamma, gamma_schedule
         self.ramp_steps = None if ramp_steps is None else int(ramp_steps)
-        self.pair, self.odd = pair, odd
+        self.pair, self.odd, self.diagonal = pair, odd, diagonal
 
     def gamma_at(self, step: int, progress: float | None = None) -> float:
         """γ_t at training step ``step`` (0-based) and budget fraction ``progress`` ∈ [0, 1] (or None).
@@ -122,7 +128,8 @@ class Neighbor2Neighbor(Method):
         Raises:
             ValueError: as :func:`denoise_lib.subsample.choose` (e.g. odd size with ``odd="raise"``).
         """
-        return subsample.choose(y, sampler=self.sampler, generator=generator, pair=self.pair, odd=self.odd)
+        return subsample.choose(y, sampler=self.sampler, generator=generator, pair=self.pair, odd=self.odd,
+                                diagonal=self.diagonal)
 
     def terms(self, y: torch.Tensor, choice: subsample.NeighbourChoice, *,
               regulariser: bool = True) -> dict[str, torch.Tensor]:
@@ -166,6 +173,7 @@ class Neighbor2Neighbor(Method):
 
     def extra_repr(self) -> str:
         extra = f", pair={self.pair}" if self.pair is not None else ""
+        extra += f", diagonal={subsample.uses_diagonal(self.sampler, self.diagonal)}"
         ramp = "budget" if self.ramp_steps is None else self.ramp_steps
         return (f"requires={self.requires!r}, sampler={self.sampler!r}{extra}, gamma={self.gamma:g}, "
                 f"gamma_schedule={self.gamma_schedule!r}, ramp_steps={ramp}, odd={self.odd!r}")

@@ -26,18 +26,37 @@ zero mean and unit variance (the paper's code; :func:`denoise_lib.masks.gaussian
 The reference code draws the mask of each channel independently; here, as everywhere
 in the library (:mod:`denoise_lib.masks`), a mask is per pixel and shared by the channels.
 
-λ_inv (Sec. 4.1–4.2):
+λ_inv and its unit (Sec. 4.1–4.2; book Part 4, Theorems 1–2). The weight carries
+the unit of the image values, because the reconstruction term is a squared error and
+the invariance term the root of one:
 
-* a number — set directly. The paper's default is 2 (Theorem 1), derived for data
-  **normalised to unit variance**. Our images are in [0, 1] and not normalised:
-  Theorem 1's bound then holds with ``2·s``, ``s`` the standard deviation of the
-  noisy data (``"2std"``), and Theorem 2's with ``2σ`` (``"2sigma"``). The literal 2
-  on [0, 1] data weights the invariance term about ``1/s`` (≈ 4 for natural images)
-  times more than the paper's default does.
-* ``"2sigma"`` — ``2σ`` with σ the Gaussian noise level of the ``noise`` argument
-  (Theorem 2, Eq. (8)); needs a fixed-σ Gaussian noise model.
-* ``"2std"`` — ``2·std(y)`` of each training batch (detached): Theorem 1 in the
-  units of un-normalised data.
+* Theorem 2 (Eq. (8)): ``λ_inv = 2σ``, σ the noise standard deviation **in the units
+  the network sees** (25/255 for σ = 25 on [0, 1] images).
+* Theorem 1 (Eq. (6)): ``λ_inv = 2`` for data **normalised to unit variance** (the
+  paper's default, "By default, we set λ_inv = 2 according to Theorem 1", Sec. 4.1).
+  Undoing the normalisation (book Part 4, "In raw units, Theorem 1 is Theorem 2 with
+  σ replaced by s") gives ``λ_inv = 2·s`` on un-normalised data, with ``s`` the
+  standard deviation of the noisy pixel values; ``s ≥ σ`` (zero-mean noise), so the
+  bound still holds, more loosely.
+
+This library works on [0, 1] images that are not normalised, so the default is
+Theorem 1's weight in those units, ``"2std"``, the same as the registry's
+(:func:`denoise_lib.methods.build`). The literal number 2 is right only for
+normalised data; on [0, 1] data it weights the invariance term ``1/s`` times more
+than Theorem 1 does (``s`` is well below 1 for natural images; the Part 4 notebook
+measures it and trains with both).
+
+* ``"2std"`` (default) — ``2·std(y)`` over all entries of each noisy training batch
+  (detached): Theorem 1's ``2·s`` with ``s`` estimated on the batch. A batch's
+  standard deviation includes the noise, so the weight stays near or above Theorem
+  2's ``2σ``.
+* ``"2sigma"`` — ``2σ`` from the ``noise`` argument (Theorem 2); needs a fixed-σ
+  Gaussian noise model.
+* a number — used as it is, in the units of the images. For Theorem 1 with fixed
+  data-set constants (the book's reading of it), pass
+  :func:`theorem1_weight` ``(training.noisy)``, 2 × the standard deviation of all noisy
+  training pixels. For data you normalised yourself to unit variance, ``2.0`` is the
+  paper's value.
 
 Inference is one plain forward pass ``f(y)`` (the paper's default; no masking at
 test time).
@@ -50,9 +69,40 @@ from .. import masks
 from ..noise import Gaussian, NoiseModel, parse_noise
 from .base import Batch, Method
 
-__all__ = ["Noise2Same"]
+__all__ = ["Noise2Same", "theorem1_weight"]
 
 _REPLACEMENTS = ("gaussian", "donut")
+
+
+def theorem1_weight(images) -> float:
+    """Theorem 1's weight in the units of ``images``: ``2·s``, ``s`` the standard deviation of their values.
+
+    Xie et al. (2020), Theorem 1 (Eq. (6)) states the bound with ``λ_inv = 2`` for data
+    normalised by fixed constants to unit variance; in the original units the same bound
+    has ``λ_inv = 2·s`` (book, Part 4). Use it as a fixed ``lambda_inv`` computed once
+    from the noisy training images.
+
+    Args:
+        images: a float tensor, or a list of float tensors (e.g. ``TrainingSet.noisy``),
+            of **noisy** images; every entry counts once.
+
+    Returns:
+        ``2 · std`` (population standard deviation over all entries), a Python float.
+
+    Raises:
+        ValueError: no image, or fewer than two entries in all.
+    """
+    items = [images] if isinstance(images, torch.Tensor) else list(images)
+    if not items:
+        raise ValueError("theorem1_weight needs at least one image")
+    n = sum(int(t.numel()) for t in items)
+    if n < 2:
+        raise ValueError("theorem1_weight needs at least two pixel values")
+    # two passes in float64: exact enough for millions of entries, no concatenated copy
+    total = sum(float(t.detach().double().sum()) for t in items)
+    mean = total / n
+    var = sum(float(((t.detach().double() - mean) ** 2).sum()) for t in items) / n
+    return 2.0 * var ** 0.5
 
 
 class Noise2Same(Method):
@@ -60,10 +110,12 @@ class Noise2Same(Method):
 
     Args:
         net: network mapping (N, C, H, W) → (N, C, H, W).
-        lambda_inv: a positive float (default 2.0, the paper's Theorem-1 weight for
-            normalised data), ``"2sigma"`` (Theorem 2: 2σ from ``noise``) or ``"2std"``
-            (2 × the standard deviation of each noisy batch; Theorem 1 on
-            un-normalised data). See the module docstring.
+        lambda_inv: ``"2std"`` (default: 2 × the standard deviation of each noisy
+            batch, Theorem 1 (Eq. (6)) in the units of the data), ``"2sigma"``
+            (Theorem 2 (Eq. (8)): 2σ from ``noise``) or a positive float in the units of
+            the images (``2.0`` is the paper's weight for data normalised to unit
+            variance; :func:`theorem1_weight` gives Theorem 1's fixed weight for
+            [0, 1] data). See the module docstring.
         fraction: share of masked pixels, in (0, 1/4]; default 0.005 (0.5 %).
         replacement: ``"gaussian"`` (default; N(0, σ_r²) in normalised units) or ``"donut"``.
         sigma_r: standard deviation of the Gaussian replacement in units of the image's
@@ -86,7 +138,7 @@ class Noise2Same(Method):
     requires = "single"
     cost_note = "two forward/backward passes of the same network (y and the masked y): 2× N2C"
 
-    def __init__(self, net, lambda_inv: float | str = 2.0, fraction: float = 0.005,
+    def __init__(self, net, lambda_inv: float | str = "2std", fraction: float = 0.005,
                  replacement: str = "gaussian", sigma_r: float = 0.2,
                  noise: NoiseModel | str | None = None):
         super().__init__(net)

@@ -144,7 +144,8 @@ class Self2Align(Method):
                  f"{DEFAULT_MOTION['max_shift']:g} px, rotation ≤ {DEFAULT_MOTION['max_rotation']:g}°, elastic ≈ "
                  f"{DEFAULT_MOTION['elastic_amplitude']:g} px), independent noise on each")
     cost_note = ("one N2N forward/backward of the denoiser, plus a forward/backward of the small alignment "
-                 "network, the warp and the SSIM map of the sampler: ≈ 1.1× N2C in FLOPs; more in time "
+                 "network, the warp and the SSIM map of the sampler: a little more than 1× N2C in FLOPs (the "
+                 "counted ratio is printed beside it); more in time "
                  "(the attention, warp and SSIM are memory-bound)")
 
     def __init__(self, net: nn.Module, *, align: bool = True, sampler: bool = True,

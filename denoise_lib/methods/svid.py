@@ -33,25 +33,23 @@ without the stop-gradient, but not with it: under ``sg`` that term of Eq. (11) i
 constant of the step and gives no gradient (the book, Part 7, proves it). This class therefore
 implements Eq. (8) divided by α, with the stop-gradient of Eq. (10) on the target:
 
-    L = mean (F(y₂) − sg(F(y)))²  +  λ_t · mean (F(y) − y)²,   λ = 1/α,
+    L = mean (F(y₂) − sg(F(y)))²  +  κ_t · mean (F(y) − y)²,   κ = 1/α,
 
-where λ_t falls linearly from ``fidelity_start`` at step 0 to ``fidelity`` at step
+where κ_t falls linearly from ``fidelity_start`` at step 0 to ``fidelity`` at step
 ``warmup_steps`` and stays there (:meth:`SVID.fidelity_at`; the step is the training
 loop's global step, ``Batch.step``). ``fidelity=0, warmup_steps=0`` is exactly Eq. (10);
 ``warmup_steps=0`` alone is Eq. (8) with a constant α. The paper gives no value of α.
+(The book writes the weight κ: λ is the Poisson level there.)
 
-Defaults: λ from 1 (α = 1) to 0.1 (α = 10) over the first 300 steps. The warm-up is
-**not in the paper**; it makes the paper's objective learn from a random
-initialisation at CPU budgets. The θ-step keeps what the current estimate passes with a
-gain above ½ and suppresses the rest, so the start decides the outcome: a large data
-weight first moves the estimate along the Deep Image Prior trajectory (their Eq. 4,
-their own motivation in §1.1); λ must then end below 1/8, since above it the identity
-is the only fixed point of the book's scalar model. (λ = 0 from the start collapses; a
-constant λ peaks, then drifts back towards the noisy input.) The warm-up must end while
-the estimate still passes the noise with a gain below ½, so a narrower network, which
-follows the Deep Image Prior trajectory faster, needs a shorter one (the Part 7 notebook
-uses 100 steps with its 24-feature U-Net). The measurements behind these choices are in
-the book, Part 7 ("The EM view").
+Defaults: κ from 1 (α = 1) to 0.1 (α = 10) over the first 300 steps. The warm-up is
+**not in the paper**, and the reasoning behind it is a heuristic (book, Part 7, "The EM
+view"): a large data weight first moves the estimate along the Deep Image Prior
+trajectory (their Eq. 4, their own motivation in §1.1); κ must then end below 1/8, since
+above it the identity is the only fixed point of the book's scalar model, and the
+warm-up should end while the estimate still passes the noise weakly, so a narrower
+network, which follows the Deep Image Prior trajectory faster, gets a shorter one (the
+Part 7 notebook uses 100 steps with its 24-feature U-Net). The Part 7 notebook compares
+the result with Eq. (10) alone from the same random initialisation.
 
 Inference is one forward pass ``F(y)`` (§3.3: "the CNN with fixed parameters θ* is
 directly applied to other noisy images"). The network is the paper's plain U-Net
@@ -172,11 +170,11 @@ class SVID(Method):
         stop_gradient: True (the paper): no gradient through ``F(y)``, neither in the
             target nor in ``y₂``. False: the literal Eq. (8) regulariser, differentiated
             through everything (the collapse ablation of their §4.3).
-        fidelity: weight λ = 1/α of the data term ``mean (F(y) − y)²`` of their Eq. (8)
+        fidelity: weight κ = 1/α of the data term ``mean (F(y) − y)²`` of their Eq. (8)
             after the warm-up (≥ 0; default :data:`DEFAULT_FIDELITY` = 0.1).
-        fidelity_start: λ at step 0 (default :data:`DEFAULT_FIDELITY_START` = 1).
-        warmup_steps: steps over which λ falls linearly from ``fidelity_start`` to
-            ``fidelity`` (default :data:`DEFAULT_WARMUP_STEPS` = 300; 0 = constant λ).
+        fidelity_start: κ at step 0 (default :data:`DEFAULT_FIDELITY_START` = 1).
+        warmup_steps: steps over which κ falls linearly from ``fidelity_start`` to
+            ``fidelity`` (default :data:`DEFAULT_WARMUP_STEPS` = 300; 0 = constant κ).
             ``fidelity=0, warmup_steps=0`` is their Eq. (10) exactly. See the module
             docstring for why the default is not that.
 
@@ -207,7 +205,7 @@ class SVID(Method):
         self.warmup_steps = int(warmup_steps)
 
     def fidelity_at(self, step: int) -> float:
-        """λ at training step ``step``: linear from ``fidelity_start`` (step 0) to ``fidelity``
+        """κ at training step ``step``: linear from ``fidelity_start`` (step 0) to ``fidelity``
         (step ``warmup_steps`` and later); ``fidelity`` throughout when ``warmup_steps = 0``."""
         if self.warmup_steps == 0:
             return self.fidelity
@@ -249,11 +247,11 @@ class SVID(Method):
         return {"sv": sv, "fid": fid, "y2": y2, "mask": m, "denoised": fy, "target": target}
 
     def loss(self, batch: Batch):
-        """``sv + λ_t · fid`` (module docstring), the mask drawn from ``batch.generator``.
+        """``sv + κ_t · fid`` (module docstring), the mask drawn from ``batch.generator``.
 
         Logs ``sv``, ``fid``, ``out_mean_abs``, ``out_var_ratio`` (Var F(y) / Var y, the
         collapse diagnostics) and ``res_std`` (std of n̂) as detached scalar tensors, and
-        ``fidelity`` (λ_t, a Python float).
+        ``fidelity`` (κ_t, a Python float).
         """
         y = batch.noisy
         lam = self.fidelity_at(batch.step)
