@@ -221,7 +221,6 @@ table(["f", "ℓ", "R", "I", "u = R + 2σ·I", "gap u − ℓ", "95 % interval"]
 
 
 # %%
-# NBVAL_CHECK_OUTPUT
 for name, t in terms.items():
     e2, e1 = t.estimate(2 * sigma, n_boot=2000), t.estimate(two_s, n_boot=2000)
     print(f"{name:<22} Theorem 2 (2σ): {e2['gap_hi'] > 0}   Theorem 1 (2s): {e1['gap_hi'] > 0}")
