@@ -81,8 +81,14 @@ display(Markdown(course.glue("describe", comparison.describe(preset, results))))
 # %% [markdown]
 # The budget above is small: the learned methods are compared **early in training**, where
 # the ordering rewards methods that learn fast. The frontier below shows which of them are
-# still climbing; the papers trained for hundreds of thousands of steps.
-#
+# still climbing; the papers trained for hundreds of thousands of steps. How small: the
+# trained cells that end below the noisy input they were given, and DIP's fit:
+
+# %%
+display(Markdown(course.glue("below_noisy", comparison.below_noisy(results))))
+display(Markdown(course.glue("dip_sentence", comparison.dip_sentence(results))))
+
+# %% [markdown]
 # ## One table per noise type
 #
 # PSNR (dB, 8-bit protocol) and SSIM, mean ± standard error over test images × noise draws ×
@@ -195,8 +201,9 @@ for key, sentence in (("sentence_noise2same", n2same), ("sentence_svid", svid), 
 #
 # The second command trains Noise2Same once more with the weight of its Theorem 1 taken
 # literally, λ_inv = 2, instead of the library's 2·s (s the standard deviation of the
-# noisy batch), the setting suspected in Part 4. The sentences, from these runs, and the
-# frontier of the first:
+# noisy batch), the setting suspected in Part 4. The sentences, from these runs; then each
+# pair at the two budgets (this preset's and the 1000 steps), on the test images both runs
+# share; and the frontier of the 1000-step run:
 
 # %%
 try:
@@ -218,6 +225,9 @@ if long_run:
     display(Markdown(course.glue("long_lambda", comparison.option_sentence(
         long_run, lam2, "bsd68-gaussian25", "noise2same", "λ_inv = 2 (the theorem's weight for unit-variance data)",
         "λ_inv = 2·s (the library's default)", reference="n2v"))))
+    # the same pairs at the two budgets, on the test images both runs share (the cpu preset's)
+    for key, (a, b) in {"trend_noise2same": ("noise2same", "n2v"), "trend_svid": ("svid", "nb2nb")}.items():
+        display(Markdown(course.glue(key, comparison.budget_sentence(results, long_run, "bsd68-gaussian25", a, b))))
     fig = comparison.frontier_figure(long_run, ["bsd68-gaussian25"])
     report.show_figure(fig, alt="Validation PSNR against training steps and against quiet time for N2C, N2V, "
                                 "Noise2Same, Neighbor2Neighbor and SVID over 1000 steps, grey Gaussian σ = 25.",
@@ -226,7 +236,8 @@ if long_run:
 else:
     missing = "The 1000-step run (`--preset cpu-long`) has not been made: no results under " \
               "`book/results/compare/cpu-long/`."
-    for key in ("describe_long", "long_noise2same", "long_svid", "long_lambda", "long_frontier"):
+    for key in ("describe_long", "long_noise2same", "long_svid", "long_lambda", "trend_noise2same", "trend_svid",
+                "long_frontier"):
         course.glue(key, missing, display=False)
     display(Markdown(missing))
 

@@ -211,6 +211,55 @@ def test_the_chapter_tables_read_the_json(full):
     assert "| the data you have |" in comparison.which_method_when(results)
 
 
+def test_sentences_never_print_a_negative_zero():
+    """A slope or difference that rounds to zero reads "+0.00", whatever its sign before rounding."""
+    def cell(psnr, curve):
+        return {"status": "done", "kind": "trained", "steps": 30, "psnr": {"mean": psnr, "se": 0.1},
+                "bare_step_ms": 100.0, "runs": [{"frontier": {"step": [10, 20, 30], "val_psnr": curve,
+                                                              "seconds": [1.0, 2.0, 3.0]}}]}
+    results = {"c": {"cells": {"a": cell(25.0, [24.0, 24.0, 23.9995]), "b": cell(24.0, [22.0, 23.0, 24.0])}}}
+    text = comparison.pair_sentence(results, "c", "a", "b")
+    assert "-0.00" not in text and "changed by +0.00" in text and "+10.00 dB per 100 steps" in text
+    assert comparison._signed(-0.004) == "+0.00" and comparison._signed(-0.006) == "-0.01"
+
+
+def _budget_run(steps, gaps, *, files=("a.png", "b.png", "c.png"), seed=0):
+    per = {"x": [25.0 + g for g in gaps], "y": [25.0] * len(gaps)}
+    cells = {m: {"status": "done", "steps": steps, "runs": [{"seed": seed}],
+                 "per_image": {"psnr": [[per[m]]]}} for m in per}
+    return {"c": {"cells": cells, "settings": {"test_files": list(files)[:len(gaps)], "test_noise_seeds": [1000]}}}
+
+
+def test_budget_sentence_compares_the_shared_images_only():
+    short = _budget_run(100, [-1.0, -2.0])                       # 2 images
+    long = _budget_run(1000, [-0.5, -1.0, +9.0])                 # the third image is not in the short run
+    text = comparison.budget_sentence(short, long, "c", "x", "y")
+    assert "first 2 test images" in text and "-1.50 dB after 100 steps" in text and "-0.75 dB after 1000" in text
+    assert "10× the budget the ordering held and the gap narrowed by 0.75 dB" in text
+    assert "reversed" in comparison.budget_sentence(short, _budget_run(1000, [0.5, 0.5]), "c", "x", "y")
+    assert "widened" in comparison.budget_sentence(short, _budget_run(1000, [-3.0, -3.0]), "c", "x", "y")
+    assert "not compared" in comparison.budget_sentence(short, _budget_run(1000, [0, 0], files=("q", "r")), "c", "x", "y")
+    assert "not compared" in comparison.budget_sentence(short, _budget_run(1000, [0, 0], seed=1), "c", "x", "y")
+    assert "not both measured" in comparison.budget_sentence(short, {}, "c", "x", "y")
+
+
+def test_below_noisy_and_dip_sentences_read_the_cells():
+    def res(channels, noisy, cells):
+        out = {"noisy": {"status": "done", "psnr": {"mean": noisy}}}
+        out.update({m: {"status": "done", "kind": "trained", "psnr": {"mean": v}} for m, v in cells.items()})
+        return {"settings": {"configuration": {"channels": channels}}, "cells": out}
+    results = {"g": res(1, 20.0, {"n2c": 25.0, "svid": 19.0}), "c": res(3, 20.0, {"n2c": 19.5, "svid": 19.0})}
+    text = comparison.below_noisy(results)
+    assert text.startswith("1 of the 2 trained grey cells end below the noisy input (SVID in 1 of 1")
+    assert "2 of the 2 trained colour cells" in text
+    results["g"]["cells"]["dip"] = {"status": "done", "steps": 60, "psnr": {"mean": 18.0}, "dip_curves": [
+        {"image": "a.png", "iteration": [0, 30, 60], "psnr": [7.0, 21.5, 18.0]}]}
+    d = comparison.dip_sentence(results)
+    assert "a.png for 60 iterations ends at 18.00 dB, 2.00 dB below the noisy input" in d
+    assert "never exceeded 21.50 dB (iteration 30)" in d
+    assert comparison.dip_sentence({"c": results["c"]}) == "DIP was not run in these results."
+
+
 def test_published_numbers_name_their_table_and_match_configurations():
     pub = comparison.published()
     names = {c.name for c in compare.CONFIGURATIONS}

@@ -204,7 +204,6 @@ def test_iteration_explorer_static_and_live(monkeypatch, capsys):
     e.show()
     assert "default state" in capsys.readouterr().out                     # no widgets in the published book
     monkeypatch.delenv("DENOISE_STATIC_OUTPUTS")
-    pytest.importorskip("ipywidgets")
     e.show()                                                              # live controls build without a kernel
     plt.close("all")
     with pytest.raises(ValueError, match="keep_outputs"):

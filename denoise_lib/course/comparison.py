@@ -180,6 +180,11 @@ def _by_noise(results: dict, spec: str, channels: int) -> dict | None:
     return None
 
 
+def _signed(v: float) -> str:
+    """``v`` with its sign and two decimals; a value that rounds to zero is "+0.00", not "-0.00"."""
+    return f"{round(float(v), 2) + 0.0:+.2f}"
+
+
 def cell_text(cell: dict | None, key: str = "psnr", digits: int = 2) -> str:
     """``"27.41 ± 0.52"`` for a measured cell, the status for an absent one."""
     if cell is None:
@@ -411,7 +416,7 @@ def gap_table(results: dict, pub: dict | None = None, source: str | None = None)
     for r in rows:
         ours = "—" if r["ours"] is None else (f"{r['ours']:.2f}" + ("" if r["ours_se"] is None else f" ± {r['ours_se']:.2f}")
                                               + r["subset"])
-        gap = r["status"] if r["gap"] is None else f"{r['gap']:+.2f}"
+        gap = r["status"] if r["gap"] is None else _signed(r["gap"])
         lines.append(f"| {r['paper']} ({r['where']}) | {r['row']} | {LABELS.get(r['method'], r['method'])} | "
                      f"{r['paper_psnr']:.2f} | {ours} | {gap} | {r['config'] or '—'} |")
     return "\n".join(lines)
@@ -452,10 +457,10 @@ def ordering_table(results: dict, pub: dict | None = None) -> str:
     lines = ["| paper (table) | our configuration | pair | paper Δ | ours Δ | ordering | still climbing "
              "(dB/100 steps) |", "|---|---|---|---|---|---|---|"]
     for r in orderings(results, pub):
-        sl = ", ".join(f"{LABELS.get(m, m)} {s:+.2f}" for m, s in ((r["a"], r["slope_a"]), (r["b"], r["slope_b"]))
+        sl = ", ".join(f"{LABELS.get(m, m)} {_signed(s)}" for m, s in ((r["a"], r["slope_a"]), (r["b"], r["slope_b"]))
                        if s is not None)
         lines.append(f"| {r['paper']} ({r['where']}) | {r['config']} | {LABELS.get(r['a'], r['a'])} − "
-                     f"{LABELS.get(r['b'], r['b'])} | {r['paper_diff']:+.2f} | {r['ours_diff']:+.2f} | "
+                     f"{LABELS.get(r['b'], r['b'])} | {_signed(r['paper_diff'])} | {_signed(r['ours_diff'])} | "
                      f"{'agrees' if r['agree'] else '**disagrees**'} | {sl} |")
     return "\n".join(lines)
 
@@ -481,9 +486,9 @@ def pair_sentence(results: dict, config: str, a: str, b: str, paper_diff: float 
     sa = still_climbing(ca) if ca.get("kind") == "trained" else None
     sb = still_climbing(cb) if cb.get("kind") == "trained" else None
     if sa is not None and sb is not None:
-        s += (f". Over the last logged points of the budget the validation PSNR of {la} rose by {sa:+.2f} and that "
-              f"of {lb} by {sb:+.2f} dB per 100 steps, " + ("so the gap was still narrowing" if (d < 0) == (sa > sb)
-                                                            else "so the gap was not narrowing"))
+        s += (f". Over the last logged points of the budget the validation PSNR of {la} changed by {_signed(sa)} "
+              f"and that of {lb} by {_signed(sb)} dB per 100 steps, "
+              + ("so the gap was still narrowing" if (d < 0) == (sa > sb) else "so the gap was not narrowing"))
     return s + "."
 
 
@@ -512,6 +517,87 @@ def option_sentence(results: dict, other: dict, config: str, method: str, other_
               f"{abs(ca['psnr']['mean'] - cr['psnr']['mean']):.2f} dB "
               f"{'above' if ca['psnr']['mean'] > cr['psnr']['mean'] else 'below'}")
     return s + "."
+
+
+def budget_sentence(short: dict, long: dict, config: str, a: str, b: str) -> str:
+    """One sentence on how the gap ``a − b`` changes with the budget: the same configuration in two
+    runs of different step counts (``short``, ``long``: results of :func:`load`), compared on the
+    test images both runs share, with the same noisy draw and training seed (the first of each).
+
+    Nothing is compared when the runs' test files, draw seeds or methods' cells do not allow it;
+    the sentence then says why."""
+    la, lb = LABELS.get(a, a), LABELS.get(b, b)
+    rs, rl = short.get(config), long.get(config)
+    cells = [r.get("cells", {}).get(m) if r else None for r in (rs, rl) for m in (a, b)]
+    if not all(c and c.get("status") == "done" and "per_image" in c for c in cells):
+        return f"{la} and {lb} were not both measured, image by image, on {config} in both runs."
+    ss, sl = rs["settings"], rl["settings"]
+    n = min(len(ss["test_files"]), len(sl["test_files"]))
+    if ss["test_files"][:n] != sl["test_files"][:n] or ss["test_noise_seeds"][0] != sl["test_noise_seeds"][0]:
+        return f"The two runs of {config} share no test image with the same noisy draw; not compared."
+    seeds = {c["runs"][0]["seed"] for c in cells}
+    if len(seeds) != 1:
+        return f"The two runs of {config} trained {la} and {lb} with different seeds; not compared."
+    gaps, steps = [], []
+    for ca, cb in (cells[:2], cells[2:]):
+        pa, pb = (np.asarray(c["per_image"]["psnr"], float)[0, 0, :n] for c in (ca, cb))
+        gaps.append(float(np.mean(pa - pb)))
+        steps.append(ca["steps"])
+    change = abs(gaps[1]) - abs(gaps[0])
+    crossed = (gaps[0] > 0) != (gaps[1] > 0)
+    s = (f"On the first {n} test images of {config} (the same noisy draw, training seed {seeds.pop()}), "
+         f"{la} − {lb} is {_signed(gaps[0])} dB after {steps[0]} steps and {_signed(gaps[1])} dB after "
+         f"{steps[1]} steps: with {steps[1] / steps[0]:.3g}× the budget the ordering "
+         + ("reversed" if crossed else f"held and the gap {'narrowed' if change < 0 else 'widened'} by "
+                                      f"{abs(change):.2f} dB"))
+    return s + "."
+
+
+def below_noisy(results: dict) -> str:
+    """One sentence: the trained cells whose test PSNR ends below the noisy input's own, by
+    grey and colour configurations; the plainest sign that a budget is too small for them."""
+    out = []
+    for channels, what in ((1, "grey"), (3, "colour")):
+        configs = [c for c, r in results.items() if r["settings"]["configuration"]["channels"] == channels
+                   and r["cells"].get("noisy", {}).get("status") == "done"]
+        n_cells, low = 0, {}
+        for c in configs:
+            y = results[c]["cells"]["noisy"]["psnr"]["mean"]
+            for m, cell in _trained(results[c]).items():
+                n_cells += 1
+                if cell["psnr"]["mean"] < y:
+                    low.setdefault(LABELS.get(m, m), []).append(c)
+        if not n_cells:
+            continue
+        text = f"{sum(map(len, low.values()))} of the {n_cells} trained {what} cells end below the noisy input"
+        if low:
+            text += " (" + "; ".join(f"{m} in {len(cs)} of {len(configs)} configurations"
+                                     for m, cs in sorted(low.items(), key=lambda kv: -len(kv[1]))) + ")"
+        out.append(text)
+    return ("; ".join(out) + ".") if out else "No trained cell with a measured noisy input."
+
+
+def dip_sentence(results: dict) -> str:
+    """One sentence per measured DIP cell: its image, iterations, final PSNR against the noisy
+    input, and the best PSNR of its recorded curve."""
+    out = []
+    for c, r in results.items():
+        cell, noisy = r["cells"].get("dip", {}), r["cells"].get("noisy", {})
+        if cell.get("status") != "done" or not cell.get("dip_curves"):
+            continue
+        for cur in cell["dip_curves"]:
+            p, its = cur["psnr"], cur["iteration"]
+            k = int(np.argmax(p))
+            s = (f"On {c}, DIP fitted to {cur['image']} for {cell['steps']} iterations ends at "
+                 f"{cell['psnr']['mean']:.2f} dB")
+            if noisy.get("status") == "done":
+                y = noisy["psnr"]["mean"]
+                s += (f", {abs(cell['psnr']['mean'] - y):.2f} dB {'above' if cell['psnr']['mean'] > y else 'below'} "
+                      f"the noisy input")
+            s += (f"; over the fit (recorded every {its[1] - its[0] if len(its) > 1 else 1} iterations) its PSNR "
+                  f"never exceeded {p[k]:.2f} dB (iteration {its[k]})")
+            out.append(s + ".")
+    return " ".join(out) if out else "DIP was not run in these results."
 
 
 # ---------------------------------------------------------------------------- which method when
@@ -608,7 +694,7 @@ def agreement_summary(results: dict, pub: dict | None = None) -> str:
                 f"orderings agree")
         if bad:
             line += "; disagree: " + ", ".join(
-                f"{LABELS.get(r['a'], r['a'])} vs {LABELS.get(r['b'], r['b'])} (paper {r['paper_diff']:+.2f}, "
-                f"ours {r['ours_diff']:+.2f} dB)" for r in bad)
+                f"{LABELS.get(r['a'], r['a'])} vs {LABELS.get(r['b'], r['b'])} (paper {_signed(r['paper_diff'])}, "
+                f"ours {_signed(r['ours_diff'])} dB)" for r in bad)
         out.append(line)
     return "\n".join(out)
